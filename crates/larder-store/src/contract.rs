@@ -1,0 +1,590 @@
+//! The storage contract: every case runs against every backend.
+//!
+//! Each backend crate instantiates the whole suite with [`crate::contract_cases!`] in its
+//! `tests/contract.rs`. A new `Store` method or a fixed storage bug adds a case here.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use crate::*;
+use larder_access::{
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey,
+    TestModePolicy,
+};
+
+/// Instantiates every contract case as a `#[tokio::test]`, each on a store from `$factory`
+/// (an async fn returning something that derefs to a `Store`, fresh per case).
+#[macro_export]
+macro_rules! contract_cases {
+    ($factory:path) => {
+        $crate::contract_cases!(@cases $factory;
+            operator_token_is_stored_once,
+            apps_round_trip,
+            missing_app_is_not_found,
+            app_pages_cover_every_app_exactly_once,
+            api_keys_resolve_by_hash_until_deleted,
+            api_keys_are_scoped_to_their_app,
+            api_key_for_a_missing_app_is_not_found,
+            access_levels_round_trip,
+            access_level_names_are_unique_per_app,
+            access_levels_are_scoped_to_their_app,
+            access_level_used_by_a_mapping_cannot_be_deleted,
+            integration_defaults_to_disabled,
+            enabling_keeps_token_and_secret,
+            disabling_keeps_the_token_but_stops_it,
+            rotating_replaces_the_token,
+            patching_changes_only_what_is_given,
+            integration_of_a_missing_app_is_not_found,
+            webhook_tokens_are_unique,
+            mappings_round_trip,
+            mapping_rules,
+            mappings_are_scoped_to_their_app,
+        );
+    };
+    (@cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let store = $factory().await;
+                $crate::contract::$case(&*store).await;
+            }
+        )*
+    };
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+async fn app(store: &dyn Store, n: &str) -> App {
+    store
+        .create_app(NewApp {
+            id: AppId::new(),
+            name: name(n),
+        })
+        .await
+        .unwrap()
+}
+
+async fn level(store: &dyn Store, app: AppId, n: &str) -> AccessLevel {
+    store
+        .create_access_level(NewAccessLevel {
+            id: AccessLevelId::new(),
+            app_id: app,
+            name: name(n),
+        })
+        .await
+        .unwrap()
+}
+
+fn mapping(app: AppId, product: &str, level: AccessLevelId) -> NewMapping {
+    NewMapping {
+        id: MappingId::new(),
+        app_id: app,
+        product: ProductKey::parse(product).unwrap(),
+        access_level_id: level,
+    }
+}
+
+async fn all_mappings(store: &dyn Store, app: AppId) -> Vec<Mapping> {
+    store
+        .list_mappings(app, PageRequest::first(200))
+        .await
+        .unwrap()
+        .items
+}
+
+fn enable(token: &str, secret: Option<&str>) -> EnableIntegration {
+    EnableIntegration {
+        token_if_new: token.into(),
+        secret_word_hash: secret.map(Into::into),
+    }
+}
+
+pub async fn operator_token_is_stored_once(store: &dyn Store) {
+    assert_eq!(store.operator_token_hash().await.unwrap(), None);
+    assert!(store.init_operator_token_hash("first").await.unwrap());
+    assert!(!store.init_operator_token_hash("second").await.unwrap());
+    assert_eq!(
+        store.operator_token_hash().await.unwrap().as_deref(),
+        Some("first")
+    );
+}
+
+pub async fn apps_round_trip(store: &dyn Store) {
+    let created = app(store, "  Yoga Studio ").await;
+    assert_eq!(created.name, "Yoga Studio");
+    let fetched = store.get_app(created.id).await.unwrap();
+    assert_eq!(fetched, created);
+    let listed = store.list_apps(PageRequest::default()).await.unwrap();
+    assert_eq!(listed.items, vec![created]);
+    assert_eq!(listed.next, None);
+}
+
+pub async fn missing_app_is_not_found(store: &dyn Store) {
+    assert!(matches!(
+        store.get_app(AppId::new()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn app_pages_cover_every_app_exactly_once(store: &dyn Store) {
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        expected.push(app(store, &format!("app {i}")).await.id);
+    }
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(2);
+    let mut added_while_reading = false;
+    loop {
+        let got = store.list_apps(page).await.unwrap();
+        assert!(got.items.len() <= 2);
+        seen.extend(got.items.iter().map(|a| a.id));
+        if !added_while_reading {
+            // A row added mid-way shows up once, at the end.
+            expected.push(app(store, "late").await.id);
+            added_while_reading = true;
+        }
+        match got.next {
+            Some(after) => page = page.after(after),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+pub async fn api_keys_resolve_by_hash_until_deleted(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let key = store
+        .create_api_key(NewApiKey {
+            id: ApiKeyId::new(),
+            app_id: a.id,
+            name: name("ci"),
+            key_hash: "hash-1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(key.name, "ci");
+    assert_eq!(
+        store.find_api_key_by_hash("hash-1").await.unwrap(),
+        Some(ApiKeyOwner {
+            key_id: key.id,
+            app_id: a.id
+        })
+    );
+    assert_eq!(store.find_api_key_by_hash("hash-2").await.unwrap(), None);
+    let listed = store
+        .list_api_keys(a.id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![key.clone()]);
+
+    assert_eq!(store.delete_api_key(a.id, key.id).await.unwrap(), "hash-1");
+    assert_eq!(store.find_api_key_by_hash("hash-1").await.unwrap(), None);
+    assert!(matches!(
+        store.delete_api_key(a.id, key.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn api_keys_are_scoped_to_their_app(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    let key = store
+        .create_api_key(NewApiKey {
+            id: ApiKeyId::new(),
+            app_id: a.id,
+            name: name("k"),
+            key_hash: "hash-a".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_api_key(b.id, key.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let b_keys = store
+        .list_api_keys(b.id, PageRequest::default())
+        .await
+        .unwrap();
+    assert!(b_keys.items.is_empty());
+    // Untouched by the refused delete.
+    assert!(
+        store
+            .find_api_key_by_hash("hash-a")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn api_key_for_a_missing_app_is_not_found(store: &dyn Store) {
+    let result = store
+        .create_api_key(NewApiKey {
+            id: ApiKeyId::new(),
+            app_id: AppId::new(),
+            name: name("k"),
+            key_hash: "h".into(),
+        })
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+    assert_eq!(store.find_api_key_by_hash("h").await.unwrap(), None);
+}
+
+pub async fn access_levels_round_trip(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let gold = level(store, a.id, "Gold").await;
+    assert_eq!(gold.name, "Gold");
+    assert_eq!(store.get_access_level(a.id, gold.id).await.unwrap(), gold);
+    let renamed = store
+        .rename_access_level(a.id, gold.id, name("Platinum"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "Platinum");
+    assert!(renamed.updated_at >= gold.updated_at);
+    let listed = store
+        .list_access_levels(a.id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![renamed]);
+    store.delete_access_level(a.id, gold.id).await.unwrap();
+    assert!(matches!(
+        store.get_access_level(a.id, gold.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn access_level_names_are_unique_per_app(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    let gold = level(store, a.id, "Gold").await;
+    let silver = level(store, a.id, "Silver").await;
+    let dup = store
+        .create_access_level(NewAccessLevel {
+            id: AccessLevelId::new(),
+            app_id: a.id,
+            name: name("gold"),
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let clash = store
+        .rename_access_level(a.id, silver.id, name("GOLD"))
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(
+        store.get_access_level(a.id, silver.id).await.unwrap().name,
+        "Silver"
+    );
+    // Another app may use the same name.
+    level(store, b.id, "Gold").await;
+    // Renaming to its own name in another case is fine.
+    let same = store
+        .rename_access_level(a.id, gold.id, name("GOLD"))
+        .await
+        .unwrap();
+    assert_eq!(same.name, "GOLD");
+    let for_missing_app = store
+        .create_access_level(NewAccessLevel {
+            id: AccessLevelId::new(),
+            app_id: AppId::new(),
+            name: name("x"),
+        })
+        .await;
+    assert!(matches!(for_missing_app, Err(StoreError::NotFound)));
+}
+
+pub async fn access_levels_are_scoped_to_their_app(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    let gold = level(store, a.id, "Gold").await;
+    assert!(matches!(
+        store.get_access_level(b.id, gold.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.rename_access_level(b.id, gold.id, name("x")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_access_level(b.id, gold.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .list_access_levels(b.id, PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(store.get_access_level(a.id, gold.id).await.unwrap(), gold);
+}
+
+pub async fn access_level_used_by_a_mapping_cannot_be_deleted(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let gold = level(store, a.id, "Gold").await;
+    let m = store
+        .create_mapping(mapping(a.id, "7", gold.id))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_access_level(a.id, gold.id).await,
+        Err(StoreError::AccessLevelInUse)
+    ));
+    assert_eq!(store.get_access_level(a.id, gold.id).await.unwrap(), gold);
+    assert_eq!(all_mappings(store, a.id).await, vec![m.clone()]);
+    store.delete_mapping(a.id, m.id).await.unwrap();
+    store.delete_access_level(a.id, gold.id).await.unwrap();
+}
+
+pub async fn integration_defaults_to_disabled(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let tc = store.get_integration(a.id).await.unwrap();
+    assert_eq!(tc, Integration::unconfigured(a.id));
+    assert_eq!(tc.test_mode, TestModePolicy::Process);
+    assert_eq!(tc.cancellation, CancellationPolicy::Immediate);
+}
+
+pub async fn enabling_keeps_token_and_secret(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let first = store
+        .enable_integration(a.id, enable("tok-1", Some("secret-hash")))
+        .await
+        .unwrap();
+    assert!(first.enabled);
+    assert_eq!(first.live_token(), Some("tok-1"));
+    assert_eq!(first.secret_word_hash.as_deref(), Some("secret-hash"));
+
+    let again = store
+        .enable_integration(a.id, enable("tok-2", None))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "enabling again keeps the URL and the secret");
+
+    let new_secret = store
+        .enable_integration(a.id, enable("tok-3", Some("other-hash")))
+        .await
+        .unwrap();
+    assert_eq!(new_secret.live_token(), Some("tok-1"));
+    assert_eq!(new_secret.secret_word_hash.as_deref(), Some("other-hash"));
+    assert_eq!(store.get_integration(a.id).await.unwrap(), new_secret);
+    assert_eq!(
+        store.find_integration_by_token("tok-1").await.unwrap(),
+        Some(new_secret)
+    );
+    assert_eq!(store.find_integration_by_token("tok-2").await.unwrap(), None);
+}
+
+pub async fn disabling_keeps_the_token_but_stops_it(store: &dyn Store) {
+    let a = app(store, "a").await;
+    store
+        .enable_integration(a.id, enable("tok", Some("h")))
+        .await
+        .unwrap();
+    let off = store.disable_integration(a.id).await.unwrap();
+    assert!(!off.enabled);
+    assert_eq!(off.live_token(), None);
+    let found = store.find_integration_by_token("tok").await.unwrap().unwrap();
+    assert!(!found.enabled);
+    let on = store
+        .enable_integration(a.id, enable("other", None))
+        .await
+        .unwrap();
+    assert_eq!(on.live_token(), Some("tok"));
+    assert_eq!(on.secret_word_hash.as_deref(), Some("h"));
+    // Disabling an app that never enabled is fine and leaves it disabled.
+    let b = app(store, "b").await;
+    assert!(!store.disable_integration(b.id).await.unwrap().enabled);
+}
+
+pub async fn rotating_replaces_the_token(store: &dyn Store) {
+    let a = app(store, "a").await;
+    store
+        .enable_integration(a.id, enable("old", None))
+        .await
+        .unwrap();
+    let (old, rotated) = store.rotate_webhook_token(a.id, "new").await.unwrap();
+    assert_eq!(old.as_deref(), Some("old"));
+    assert_eq!(rotated.live_token(), Some("new"));
+    assert_eq!(store.find_integration_by_token("old").await.unwrap(), None);
+    assert_eq!(
+        store.find_integration_by_token("new").await.unwrap(),
+        Some(rotated)
+    );
+    // Rotating a never-enabled integration gives it a token but leaves it disabled.
+    let b = app(store, "b").await;
+    let (old, b_tc) = store.rotate_webhook_token(b.id, "b-tok").await.unwrap();
+    assert_eq!(old, None);
+    assert!(!b_tc.enabled);
+    assert_eq!(b_tc.webhook_token.as_deref(), Some("b-tok"));
+    let b_on = store
+        .enable_integration(b.id, enable("ignored", None))
+        .await
+        .unwrap();
+    assert_eq!(b_on.live_token(), Some("b-tok"));
+}
+
+pub async fn patching_changes_only_what_is_given(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let on = store
+        .enable_integration(a.id, enable("tok", Some("h")))
+        .await
+        .unwrap();
+    let patched = store
+        .update_integration(
+            a.id,
+            IntegrationPatch {
+                test_mode: Some(TestModePolicy::Ignore),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.test_mode, TestModePolicy::Ignore);
+    assert_eq!(patched.secret_word_hash, on.secret_word_hash);
+    assert_eq!(patched.cancellation, CancellationPolicy::Immediate);
+    let cleared = store
+        .update_integration(
+            a.id,
+            IntegrationPatch {
+                secret_word_hash: Some(None),
+                cancellation: Some(CancellationPolicy::PeriodEnd),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.secret_word_hash, None);
+    assert_eq!(cleared.cancellation, CancellationPolicy::PeriodEnd);
+    assert_eq!(cleared.test_mode, TestModePolicy::Ignore);
+    assert_eq!(cleared.live_token(), Some("tok"));
+    // A patch before the first enable is kept for it.
+    let b = app(store, "b").await;
+    let pre = store
+        .update_integration(
+            b.id,
+            IntegrationPatch {
+                secret_word_hash: Some(Some("bh".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!pre.enabled);
+    let b_on = store
+        .enable_integration(b.id, enable("b-tok", None))
+        .await
+        .unwrap();
+    assert_eq!(b_on.secret_word_hash.as_deref(), Some("bh"));
+}
+
+pub async fn integration_of_a_missing_app_is_not_found(store: &dyn Store) {
+    let ghost = AppId::new();
+    assert!(matches!(
+        store.get_integration(ghost).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.enable_integration(ghost, enable("t", None)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.disable_integration(ghost).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .update_integration(ghost, IntegrationPatch::default())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.rotate_webhook_token(ghost, "t").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.find_integration_by_token("t").await.unwrap(), None);
+}
+
+pub async fn webhook_tokens_are_unique(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    store
+        .enable_integration(a.id, enable("same", None))
+        .await
+        .unwrap();
+    let clash = store.rotate_webhook_token(b.id, "same").await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let b_tc = store.get_integration(b.id).await.unwrap();
+    assert_eq!(b_tc, Integration::unconfigured(b.id));
+}
+
+pub async fn mappings_round_trip(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let gold = level(store, a.id, "Gold").await;
+    let silver = level(store, a.id, "Silver").await;
+    let m1 = store
+        .create_mapping(mapping(a.id, "7", gold.id))
+        .await
+        .unwrap();
+    assert_eq!(m1.product.to_string(), "product-7");
+    assert_eq!(m1.access_level_id, gold.id);
+    // One key may map to several levels.
+    let m2 = store
+        .create_mapping(mapping(a.id, "product-7", silver.id))
+        .await
+        .unwrap();
+    let m3 = store
+        .create_mapping(mapping(a.id, "bump-7", gold.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        all_mappings(store, a.id).await,
+        vec![m1.clone(), m2.clone(), m3.clone()]
+    );
+    store.delete_mapping(a.id, m2.id).await.unwrap();
+    assert_eq!(all_mappings(store, a.id).await, vec![m1, m3]);
+    assert!(matches!(
+        store.delete_mapping(a.id, m2.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn mapping_rules(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let gold = level(store, a.id, "Gold").await;
+    let m = store
+        .create_mapping(mapping(a.id, "upsell-3", gold.id))
+        .await
+        .unwrap();
+    let dup = store.create_mapping(mapping(a.id, "upsell-3", gold.id)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let unknown = store
+        .create_mapping(mapping(a.id, "upsell-4", AccessLevelId::new()))
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownAccessLevel)),
+        "{unknown:?}"
+    );
+    assert_eq!(all_mappings(store, a.id).await, vec![m]);
+}
+
+pub async fn mappings_are_scoped_to_their_app(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    let gold = level(store, a.id, "Gold").await;
+    let m = store
+        .create_mapping(mapping(a.id, "7", gold.id))
+        .await
+        .unwrap();
+    // B cannot map to A's level, list A's mappings, or delete them.
+    let cross = store.create_mapping(mapping(b.id, "7", gold.id)).await;
+    assert!(
+        matches!(cross, Err(StoreError::UnknownAccessLevel)),
+        "{cross:?}"
+    );
+    assert!(all_mappings(store, b.id).await.is_empty());
+    assert!(matches!(
+        store.delete_mapping(b.id, m.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(all_mappings(store, a.id).await, vec![m]);
+}

@@ -1,0 +1,30 @@
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What can go wrong in a [`crate::Store`] call. API layers map each variant to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such object in this app (which includes: it belongs to another app).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken; the text names what is duplicated.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A mapping named an access level that is not one of the app's.
+    #[error("unknown access level")]
+    UnknownAccessLevel,
+    /// The access level is still used by a mapping or a live grant.
+    #[error("access level in use")]
+    AccessLevelInUse,
+    /// The database could not be reached or timed out; retrying later may work.
+    #[error("database unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else: a bug or corrupt data.
+    #[error("database error")]
+    Internal(#[source] BoxError),
+}
+
+impl StoreError {
+    pub fn internal(err: impl Into<BoxError>) -> Self {
+        StoreError::Internal(err.into())
+    }
+}

@@ -1,0 +1,120 @@
+//! The storage interface of Larder.
+//!
+//! [`Store`] is implemented once per backend (PostgreSQL for production, SQLite as the embedded
+//! default). Every method is one use case and is atomic inside the implementation: callers
+//! never hold a transaction. Every app-scoped method takes the tenant's [`AppId`] and filters
+//! by it, so another app's object and a missing one are the same [`StoreError::NotFound`].
+//!
+//! The `testing` feature exposes the contract suite both backends run ([`contract_cases!`]),
+//! so the two implementations cannot drift apart.
+
+mod error;
+mod records;
+
+#[cfg(feature = "testing")]
+pub mod contract;
+
+pub use error::{BoxError, StoreError};
+pub use records::*;
+
+use larder_access::{AccessLevelId, ApiKeyId, AppId, MappingId, Name};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Larder's persistent state. Implementations are cheap to share (`Arc<dyn Store>`).
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Which backend this is, for logs and `/readyz`.
+    fn backend(&self) -> Backend;
+
+    /// Answers when the database does.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- the operator -------------------------------------------------------------------
+
+    /// The stored hash of the generated operator token, if one was generated.
+    async fn operator_token_hash(&self) -> StoreResult<Option<String>>;
+
+    /// Stores the hash of a freshly generated operator token unless one is stored already.
+    /// Returns whether this call stored it (exactly one of several racing processes wins).
+    async fn init_operator_token_hash(&self, hash: &str) -> StoreResult<bool>;
+
+    // --- apps and their API keys --------------------------------------------------------
+
+    async fn create_app(&self, app: NewApp) -> StoreResult<App>;
+    async fn get_app(&self, app: AppId) -> StoreResult<App>;
+    async fn list_apps(&self, page: PageRequest) -> StoreResult<Page<App>>;
+
+    /// Fails with `NotFound` when the app does not exist.
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+    async fn list_api_keys(&self, app: AppId, page: PageRequest) -> StoreResult<Page<ApiKey>>;
+    /// Deletes the key and returns its hash, so caches holding it can be told.
+    async fn delete_api_key(&self, app: AppId, key: ApiKeyId) -> StoreResult<String>;
+    async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyOwner>>;
+
+    // --- access levels ------------------------------------------------------------------
+
+    /// `Conflict` when the app already has a level of that name (case-insensitive).
+    async fn create_access_level(&self, level: NewAccessLevel) -> StoreResult<AccessLevel>;
+    async fn get_access_level(&self, app: AppId, id: AccessLevelId) -> StoreResult<AccessLevel>;
+    async fn list_access_levels(
+        &self,
+        app: AppId,
+        page: PageRequest,
+    ) -> StoreResult<Page<AccessLevel>>;
+    async fn rename_access_level(
+        &self,
+        app: AppId,
+        id: AccessLevelId,
+        name: Name,
+    ) -> StoreResult<AccessLevel>;
+    /// `AccessLevelInUse` while a mapping (or, from issue #3, a live grant) refers to it.
+    async fn delete_access_level(&self, app: AppId, id: AccessLevelId) -> StoreResult<()>;
+
+    // --- the ThriveCart integration -----------------------------------------------------
+
+    /// The app's integration; the defaults (disabled) when it was never configured.
+    async fn get_integration(&self, app: AppId) -> StoreResult<Integration>;
+    /// Enables the integration. A stored webhook token is kept; `token_if_new` is used only
+    /// when there is none. The secret word changes only when `secret_word_hash` is given.
+    async fn enable_integration(&self, app: AppId, enable: EnableIntegration)
+    -> StoreResult<Integration>;
+    async fn disable_integration(&self, app: AppId) -> StoreResult<Integration>;
+    async fn update_integration(
+        &self,
+        app: AppId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Integration>;
+    /// Replaces the webhook token; returns the old one (if any) with the new state.
+    async fn rotate_webhook_token(
+        &self,
+        app: AppId,
+        new_token: &str,
+    ) -> StoreResult<(Option<String>, Integration)>;
+    /// The integration owning this webhook token, enabled or not.
+    async fn find_integration_by_token(&self, token: &str) -> StoreResult<Option<Integration>>;
+
+    // --- product mappings ---------------------------------------------------------------
+
+    /// `UnknownAccessLevel` when the level is not one of the app's; `Conflict` for a pair
+    /// that exists already.
+    async fn create_mapping(&self, mapping: NewMapping) -> StoreResult<Mapping>;
+    async fn list_mappings(&self, app: AppId, page: PageRequest) -> StoreResult<Page<Mapping>>;
+    async fn delete_mapping(&self, app: AppId, id: MappingId) -> StoreResult<()>;
+}
+
+/// The two storage backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Records going into and coming out of a [`crate::Store`].
+
+use chrono::{DateTime, Utc};
+use larder_access::{
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey,
+    TestModePolicy,
+};
+
+/// Largest page a list call may ask for.
+pub const MAX_PAGE_SIZE: u32 = 200;
+/// Page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Keyset pagination: up to `limit` rows after the row with id `after`, in id order.
+/// Ids are UUIDv7, so new rows land at the end and a reader following cursors sees every row
+/// exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub after: Option<uuid::Uuid>,
+}
+
+impl PageRequest {
+    /// The first page, `limit` clamped to 1..=[`MAX_PAGE_SIZE`].
+    pub fn first(limit: u32) -> Self {
+        Self {
+            limit: limit.clamp(1, MAX_PAGE_SIZE),
+            after: None,
+        }
+    }
+
+    pub fn after(self, after: uuid::Uuid) -> Self {
+        Self {
+            after: Some(after),
+            ..self
+        }
+    }
+
+    /// How many rows to fetch: one more than the page, to learn whether another page exists.
+    pub fn fetch_limit(&self) -> i64 {
+        i64::from(self.limit.clamp(1, MAX_PAGE_SIZE)) + 1
+    }
+
+    /// Cuts a `fetch_limit()`-long result into a page and its continuation.
+    pub fn paginate<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> uuid::Uuid) -> Page<T> {
+        let limit = self.limit.clamp(1, MAX_PAGE_SIZE) as usize;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(id)
+        } else {
+            None
+        };
+        Page { items: rows, next }
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self::first(DEFAULT_PAGE_SIZE)
+    }
+}
+
+/// One page of a list and the id to continue after, if there is more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    pub id: AppId,
+    pub name: Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: AppId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new API key. Only the hash of the key is stored.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: ApiKeyId,
+    pub app_id: AppId,
+    pub name: Name,
+    pub key_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub app_id: AppId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who an API key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiKeyOwner {
+    pub key_id: ApiKeyId,
+    pub app_id: AppId,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccessLevel {
+    pub id: AccessLevelId,
+    pub app_id: AppId,
+    pub name: Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLevel {
+    pub id: AccessLevelId,
+    pub app_id: AppId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An app's ThriveCart integration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Integration {
+    pub app_id: AppId,
+    pub enabled: bool,
+    /// The token in the webhook URL; kept while disabled so enabling again restores the URL.
+    pub webhook_token: Option<String>,
+    /// The salted hash of the secret word, never the word itself.
+    pub secret_word_hash: Option<String>,
+    pub test_mode: TestModePolicy,
+    pub cancellation: CancellationPolicy,
+}
+
+impl Integration {
+    /// The state of an app that never configured ThriveCart.
+    pub fn unconfigured(app_id: AppId) -> Self {
+        Self {
+            app_id,
+            enabled: false,
+            webhook_token: None,
+            secret_word_hash: None,
+            test_mode: TestModePolicy::default(),
+            cancellation: CancellationPolicy::default(),
+        }
+    }
+
+    /// The webhook token while deliveries are accepted.
+    pub fn live_token(&self) -> Option<&str> {
+        self.webhook_token.as_deref().filter(|_| self.enabled)
+    }
+}
+
+impl std::fmt::Debug for Integration {
+    // The token and the hash stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Integration")
+            .field("app_id", &self.app_id)
+            .field("enabled", &self.enabled)
+            .field("has_token", &self.webhook_token.is_some())
+            .field("secret_word_set", &self.secret_word_hash.is_some())
+            .field("test_mode", &self.test_mode)
+            .field("cancellation", &self.cancellation)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct EnableIntegration {
+    /// Used only when the app has no webhook token yet.
+    pub token_if_new: String,
+    /// `Some` replaces the stored secret word hash; `None` keeps it.
+    pub secret_word_hash: Option<String>,
+}
+
+impl std::fmt::Debug for EnableIntegration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnableIntegration")
+            .field("sets_secret_word", &self.secret_word_hash.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A partial update; `None` leaves a field as it is.
+#[derive(Clone, Default)]
+pub struct IntegrationPatch {
+    /// `Some(None)` clears the secret word.
+    pub secret_word_hash: Option<Option<String>>,
+    pub test_mode: Option<TestModePolicy>,
+    pub cancellation: Option<CancellationPolicy>,
+}
+
+impl std::fmt::Debug for IntegrationPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationPatch")
+            .field(
+                "secret_word",
+                &self
+                    .secret_word_hash
+                    .as_ref()
+                    .map(|h| if h.is_some() { "set" } else { "clear" }),
+            )
+            .field("test_mode", &self.test_mode)
+            .field("cancellation", &self.cancellation)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMapping {
+    pub id: MappingId,
+    pub app_id: AppId,
+    pub product: ProductKey,
+    pub access_level_id: AccessLevelId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub id: MappingId,
+    pub app_id: AppId,
+    pub product: ProductKey,
+    pub access_level_id: AccessLevelId,
+    pub created_at: DateTime<Utc>,
+}
