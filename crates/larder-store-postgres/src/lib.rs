@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use larder_access::{
     AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey,
     TestModePolicy,
@@ -84,8 +83,9 @@ fn map_err(err: sqlx::Error) -> StoreError {
                 },
                 (sqlx::error::ErrorKind::ForeignKeyViolation, Some(c)) => match c {
                     "product_mappings_access_level_fkey" => {
-                        // Inserting: the level is not the app's. Deleting the level: in use.
-                        if db.message().contains("is still referenced") {
+                        // Deleting the level while a mapping uses it, or inserting a mapping
+                        // whose level is not the app's. PostgreSQL words the two differently.
+                        if db.message().starts_with("update or delete") {
                             StoreError::AccessLevelInUse
                         } else {
                             StoreError::UnknownAccessLevel
@@ -609,7 +609,3 @@ impl Store for PgStore {
         Ok(())
     }
 }
-
-// Keep the otherwise-unused import honest: timestamps come back as chrono values.
-#[allow(dead_code)]
-type Timestamp = DateTime<Utc>;
