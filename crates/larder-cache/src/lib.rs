@@ -1,0 +1,374 @@
+//! Larder's cache: idempotency keys and cached lookups behind one interface.
+//!
+//! [`RedisCache`] is used when `REDIS_URL` is set and is shared by every Larder process;
+//! [`MemoryCache`] (moka) is the in-process fallback. Both promise the same things: every
+//! entry expires after the TTL it was written with, [`Cache::set`] overwrites,
+//! [`Cache::set_if_absent`] is atomic (exactly one of several racing callers wins), and keys
+//! are namespaced by the prefix the cache was built with, so tests and tenants sharing a
+//! Redis never see each other's keys.
+//!
+//! The cache is never the source of truth: callers treat a [`CacheError`] as a miss and go to
+//! the database.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+
+/// The cache could not be used; the caller falls back to the database.
+#[derive(Debug, thiserror::Error)]
+#[error("cache unavailable")]
+pub struct CacheError(#[source] redis::RedisError);
+
+pub type CacheResult<T> = Result<T, CacheError>;
+
+/// Which implementation is behind a [`Cache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    /// Redis, shared between processes.
+    Redis,
+    /// moka, private to this process.
+    Memory,
+}
+
+#[async_trait::async_trait]
+pub trait Cache: Send + Sync + fmt::Debug + 'static {
+    fn kind(&self) -> CacheKind;
+
+    /// Answers when the cache does (always, in memory).
+    async fn ping(&self) -> CacheResult<()>;
+
+    async fn get(&self, key: &str) -> CacheResult<Option<String>>;
+
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<()>;
+
+    /// Stores `value` only if `key` holds nothing; returns whether it was stored.
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<bool>;
+
+    async fn delete(&self, key: &str) -> CacheResult<()>;
+}
+
+// --- Redis ----------------------------------------------------------------------------------
+
+/// The shared cache. One multiplexed connection, reconnected automatically.
+#[derive(Clone)]
+pub struct RedisCache {
+    conn: redis::aio::ConnectionManager,
+    prefix: Arc<str>,
+}
+
+impl fmt::Debug for RedisCache {
+    // The URL may carry a password; show neither.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCache {
+    /// Connects to `url`; every key is stored under `prefix` (say `larder:`).
+    pub async fn connect(url: &str, prefix: &str) -> CacheResult<Self> {
+        let client = redis::Client::open(url).map_err(CacheError)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(CacheError)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.into(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Deletes every key under this cache's prefix (tests clean up their namespace with it).
+    pub async fn clear_prefix(&self) -> CacheResult<()> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(CacheError)?;
+            if !keys.is_empty() {
+                let _: () = conn.del(keys).await.map_err(CacheError)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+fn millis(ttl: Duration) -> u64 {
+    // Redis rejects a zero expiry; a millisecond is as good as gone.
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait::async_trait]
+impl Cache for RedisCache {
+    fn kind(&self) -> CacheKind {
+        CacheKind::Redis
+    }
+
+    async fn ping(&self) -> CacheResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(CacheError)?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        let mut conn = self.conn.clone();
+        conn.get(self.key(key)).await.map_err(CacheError)
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<()> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(CacheError)?;
+        Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<bool> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(CacheError)?;
+        Ok(stored.is_some())
+    }
+
+    async fn delete(&self, key: &str) -> CacheResult<()> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.del(self.key(key)).await.map_err(CacheError)?;
+        Ok(())
+    }
+}
+
+// --- in memory ------------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Entry {
+    value: Arc<str>,
+    ttl: Duration,
+}
+
+/// Each entry lives for the TTL it was written with.
+struct PerEntryTtl;
+
+impl moka::Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// The in-process cache, used when no Redis is configured (and as the near cache in front
+/// of Redis). Bounded, so a scan of random keys cannot grow it without limit.
+#[derive(Clone)]
+pub struct MemoryCache {
+    entries: moka::future::Cache<String, Entry>,
+}
+
+impl fmt::Debug for MemoryCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+impl MemoryCache {
+    /// A cache holding at most `capacity` entries (least recently used go first).
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            entries: moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerEntryTtl)
+                .build(),
+        }
+    }
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+#[async_trait::async_trait]
+impl Cache for MemoryCache {
+    fn kind(&self) -> CacheKind {
+        CacheKind::Memory
+    }
+
+    async fn ping(&self) -> CacheResult<()> {
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        Ok(self.entries.get(key).await.map(|e| e.value.to_string()))
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<()> {
+        let entry = Entry {
+            value: value.into(),
+            ttl,
+        };
+        self.entries.insert(key.to_owned(), entry).await;
+        Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<bool> {
+        let entry = Entry {
+            value: value.into(),
+            ttl,
+        };
+        // `or_insert` is atomic per key: one racing caller inserts, the others see its entry.
+        let entry = self
+            .entries
+            .entry(key.to_owned())
+            .or_insert(entry)
+            .await;
+        Ok(entry.is_fresh())
+    }
+
+    async fn delete(&self, key: &str) -> CacheResult<()> {
+        self.entries.invalidate(key).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The behaviour both implementations promise, run against each.
+    async fn behaves_like_a_cache(cache: &dyn Cache) {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(cache.get("a").await.unwrap(), None);
+
+        cache.set("a", "1", ttl).await.unwrap();
+        assert_eq!(cache.get("a").await.unwrap().as_deref(), Some("1"));
+        cache.set("a", "2", ttl).await.unwrap();
+        assert_eq!(cache.get("a").await.unwrap().as_deref(), Some("2"));
+
+        assert!(!cache.set_if_absent("a", "3", ttl).await.unwrap());
+        assert_eq!(cache.get("a").await.unwrap().as_deref(), Some("2"));
+        assert!(cache.set_if_absent("b", "1", ttl).await.unwrap());
+        assert_eq!(cache.get("b").await.unwrap().as_deref(), Some("1"));
+
+        cache.delete("a").await.unwrap();
+        assert_eq!(cache.get("a").await.unwrap(), None);
+        assert!(cache.set_if_absent("a", "4", ttl).await.unwrap());
+
+        // Entries expire after their own TTL.
+        cache
+            .set("short", "x", Duration::from_millis(50))
+            .await
+            .unwrap();
+        cache.set("long", "y", ttl).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(cache.get("short").await.unwrap(), None);
+        assert_eq!(cache.get("long").await.unwrap().as_deref(), Some("y"));
+        assert!(
+            cache
+                .set_if_absent("short", "z", ttl)
+                .await
+                .unwrap()
+        );
+
+        // Exactly one of many racing callers wins set_if_absent.
+        let attempts = (0..32).map(|i| {
+            let value = i.to_string();
+            async move { cache.set_if_absent("race", &value, ttl).await.unwrap() }
+        });
+        let wins = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter(|won| *won)
+            .count();
+        assert_eq!(wins, 1);
+    }
+
+    #[tokio::test]
+    async fn memory_cache_keeps_the_promises() {
+        behaves_like_a_cache(&MemoryCache::new(1000)).await;
+    }
+
+    #[tokio::test]
+    async fn redis_cache_keeps_the_promises() {
+        larder_testkit::require_redis().await;
+        let cache = RedisCache::connect(&larder_testkit::redis_url(), &larder_testkit::redis_prefix())
+            .await
+            .unwrap();
+        behaves_like_a_cache(&cache).await;
+        cache.clear_prefix().await.unwrap();
+        assert_eq!(cache.get("long").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn redis_prefixes_keep_namespaces_apart() {
+        larder_testkit::require_redis().await;
+        let url = larder_testkit::redis_url();
+        let one = RedisCache::connect(&url, &larder_testkit::redis_prefix())
+            .await
+            .unwrap();
+        let two = RedisCache::connect(&url, &larder_testkit::redis_prefix())
+            .await
+            .unwrap();
+        one.set("k", "1", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(two.get("k").await.unwrap(), None);
+        two.clear_prefix().await.unwrap();
+        assert_eq!(one.get("k").await.unwrap().as_deref(), Some("1"));
+        one.clear_prefix().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_is_an_error() {
+        let result = RedisCache::connect("redis://127.0.0.1:1", "x:").await;
+        assert!(result.is_err());
+    }
+}
