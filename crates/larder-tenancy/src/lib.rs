@@ -1,0 +1,344 @@
+//! Tenant resolution: who is calling, and which app a webhook URL belongs to.
+//!
+//! [`Tenancy`] turns a bearer token into a [`Principal`] (the operator or one app's API key)
+//! and a webhook token into the app's [`LiveIntegration`]. Lookups go through the cache
+//! (a near in-process cache in front of Redis for webhook tokens, Redis shared by every
+//! process, the database last) so bursts of deliveries do not hit the database. Unknown
+//! tokens are cached negatively for a short time, so a scan of random URLs cannot hammer it.
+//!
+//! Changes are written through: whoever disables, rotates or revokes calls
+//! [`Tenancy::integration_changed`] / [`Tenancy::api_key_revoked`], which overwrite the
+//! shared entry at once. Lookups populate the cache only if it is empty (`SET NX`), so a
+//! lookup that read the database just before a change cannot put the old answer back. The
+//! near cache lives [`NEAR_TTL`], which bounds how long another process can answer from an
+//! older state (a disable takes effect everywhere within that).
+
+pub mod secrets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use larder_access::{ApiKeyId, AppId, CancellationPolicy, TestModePolicy};
+use larder_cache::{Cache, CacheKind, MemoryCache};
+use larder_store::{ApiKeyOwner, Integration, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// How long a known token or key stays cached. Changes overwrite entries, so this only
+/// bounds memory and the damage of a lost write.
+pub const POSITIVE_TTL: Duration = Duration::from_secs(300);
+/// How long an unknown token is remembered as unknown.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// How long a process trusts its own copy of a webhook lookup before asking Redis again.
+pub const NEAR_TTL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who a request acts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// The operator: may do everything.
+    Operator,
+    /// An app's API key: may act on that app only.
+    App { app_id: AppId, key_id: ApiKeyId },
+}
+
+impl Principal {
+    /// Whether this principal may act on `app`.
+    pub fn may_act_on(&self, app: AppId) -> bool {
+        match self {
+            Principal::Operator => true,
+            Principal::App { app_id, .. } => *app_id == app,
+        }
+    }
+}
+
+/// What the webhook path needs to know about an app whose integration is enabled.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LiveIntegration {
+    pub app_id: AppId,
+    pub secret_word_hash: Option<String>,
+    pub test_mode: TestModePolicy,
+    pub cancellation: CancellationPolicy,
+}
+
+impl std::fmt::Debug for LiveIntegration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveIntegration")
+            .field("app_id", &self.app_id)
+            .field("secret_word_set", &self.secret_word_hash.is_some())
+            .field("test_mode", &self.test_mode)
+            .field("cancellation", &self.cancellation)
+            .finish()
+    }
+}
+
+/// The cached form of a webhook lookup; `None` means "no enabled integration".
+#[derive(Serialize, Deserialize)]
+struct CachedIntegration {
+    app_id: AppId,
+    secret_word_hash: Option<String>,
+    test_mode: String,
+    cancellation: String,
+}
+
+const NONE: &str = "none";
+
+fn encode_integration(live: Option<&LiveIntegration>) -> String {
+    match live {
+        None => NONE.to_owned(),
+        Some(live) => serde_json::to_string(&CachedIntegration {
+            app_id: live.app_id,
+            secret_word_hash: live.secret_word_hash.clone(),
+            test_mode: live.test_mode.as_str().to_owned(),
+            cancellation: live.cancellation.as_str().to_owned(),
+        })
+        .unwrap_or_else(|_| NONE.to_owned()),
+    }
+}
+
+/// `None` when the entry is unreadable (written by another version): treated as a miss.
+fn decode_integration(text: &str) -> Option<Option<LiveIntegration>> {
+    if text == NONE {
+        return Some(None);
+    }
+    let cached: CachedIntegration = serde_json::from_str(text).ok()?;
+    Some(Some(LiveIntegration {
+        app_id: cached.app_id,
+        secret_word_hash: cached.secret_word_hash,
+        test_mode: cached.test_mode.parse().ok()?,
+        cancellation: cached.cancellation.parse().ok()?,
+    }))
+}
+
+fn live(integration: &Integration) -> Option<LiveIntegration> {
+    integration.live_token().map(|_| LiveIntegration {
+        app_id: integration.app_id,
+        secret_word_hash: integration.secret_word_hash.clone(),
+        test_mode: integration.test_mode,
+        cancellation: integration.cancellation,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedKey {
+    key_id: ApiKeyId,
+    app_id: AppId,
+}
+
+fn encode_key(owner: Option<&ApiKeyOwner>) -> String {
+    match owner {
+        None => NONE.to_owned(),
+        Some(o) => serde_json::to_string(&CachedKey {
+            key_id: o.key_id,
+            app_id: o.app_id,
+        })
+        .unwrap_or_else(|_| NONE.to_owned()),
+    }
+}
+
+fn decode_key(text: &str) -> Option<Option<ApiKeyOwner>> {
+    if text == NONE {
+        return Some(None);
+    }
+    let cached: CachedKey = serde_json::from_str(text).ok()?;
+    Some(Some(ApiKeyOwner {
+        key_id: cached.key_id,
+        app_id: cached.app_id,
+    }))
+}
+
+/// Cache keys hold digests, never the tokens themselves.
+fn webhook_cache_key(token: &str) -> String {
+    format!("wh:{}", secrets::hash_token(token))
+}
+
+fn api_key_cache_key(key_hash: &str) -> String {
+    format!("ak:{key_hash}")
+}
+
+/// Resolves tokens to tenants. Cheap to clone; hang one off each server's state.
+#[derive(Debug, Clone)]
+pub struct Tenancy {
+    store: Arc<dyn Store>,
+    shared: Arc<dyn Cache>,
+    /// In front of a shared (Redis) cache only; with an in-memory cache it would be a copy.
+    near: Option<MemoryCache>,
+    operator_token_hash: Arc<str>,
+}
+
+impl Tenancy {
+    /// `operator_token_hash` is [`secrets::hash_token`] of the operator's token.
+    pub fn new(store: Arc<dyn Store>, shared: Arc<dyn Cache>, operator_token_hash: String) -> Self {
+        let near = (shared.kind() == CacheKind::Redis).then(|| MemoryCache::new(50_000));
+        Self {
+            store,
+            shared,
+            near,
+            operator_token_hash: operator_token_hash.into(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn cache(&self) -> &Arc<dyn Cache> {
+        &self.shared
+    }
+
+    /// Who `bearer` is, or `None` for a wrong or revoked token.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Option<Principal>, TenancyError> {
+        if secrets::constant_time_eq(&secrets::hash_token(bearer), &self.operator_token_hash) {
+            return Ok(Some(Principal::Operator));
+        }
+        Ok(self
+            .resolve_api_key(bearer)
+            .await?
+            .map(|owner| Principal::App {
+                app_id: owner.app_id,
+                key_id: owner.key_id,
+            }))
+    }
+
+    /// The owner of an API key, or `None` when the key is unknown or revoked.
+    ///
+    /// API keys skip the near cache: admin traffic is light, and a revoked key must stop
+    /// working at once in every process.
+    pub async fn resolve_api_key(&self, key: &str) -> Result<Option<ApiKeyOwner>, TenancyError> {
+        if !secrets::is_api_key_shaped(key) {
+            return Ok(None);
+        }
+        let key_hash = secrets::hash_token(key);
+        let cache_key = api_key_cache_key(&key_hash);
+        if let Some(hit) = self
+            .shared_get(&cache_key)
+            .await
+            .and_then(|t| decode_key(&t))
+        {
+            return Ok(hit);
+        }
+        let owner = self.store.find_api_key_by_hash(&key_hash).await?;
+        let ttl = if owner.is_some() {
+            POSITIVE_TTL
+        } else {
+            NEGATIVE_TTL
+        };
+        self.shared_populate(&cache_key, &encode_key(owner.as_ref()), ttl)
+            .await;
+        Ok(owner)
+    }
+
+    /// Makes a deleted key stop working everywhere: overwrites its cached entry.
+    pub async fn api_key_revoked(&self, key_hash: &str) {
+        self.shared_overwrite(&api_key_cache_key(key_hash), NONE, POSITIVE_TTL)
+            .await;
+    }
+
+    /// The enabled integration a webhook token belongs to; `None` for an unknown token or a
+    /// disabled integration.
+    pub async fn resolve_webhook_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<LiveIntegration>, TenancyError> {
+        if !secrets::is_webhook_token_shaped(token) {
+            return Ok(None);
+        }
+        let cache_key = webhook_cache_key(token);
+        if let Some(near) = &self.near
+            && let Some(hit) = near
+                .get(&cache_key)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|t| decode_integration(&t))
+        {
+            return Ok(hit);
+        }
+        let text = match self.shared_get(&cache_key).await {
+            Some(text) if decode_integration(&text).is_some() => text,
+            _ => {
+                let found = self.store.find_integration_by_token(token).await?;
+                let resolved = found.as_ref().and_then(live);
+                // Unknown tokens are remembered briefly; known ones (even disabled) are
+                // overwritten on every change, so they can stay longer.
+                let ttl = if found.is_some() {
+                    POSITIVE_TTL
+                } else {
+                    NEGATIVE_TTL
+                };
+                let text = encode_integration(resolved.as_ref());
+                self.shared_populate(&cache_key, &text, ttl)
+                    .await
+                    .unwrap_or(text)
+            }
+        };
+        if let Some(near) = &self.near {
+            let _ = near.set(&cache_key, &text, NEAR_TTL).await;
+        }
+        Ok(decode_integration(&text).flatten())
+    }
+
+    /// Publishes an integration's new state after it was changed in the store:
+    /// `old_token` (if it differs from the current one) stops resolving, and the current
+    /// token resolves to the new state, in this process at once and in others within
+    /// [`NEAR_TTL`].
+    pub async fn integration_changed(&self, old_token: Option<&str>, now: &Integration) {
+        if let Some(old) = old_token
+            && Some(old) != now.webhook_token.as_deref()
+        {
+            self.write_through(&webhook_cache_key(old), NONE).await;
+        }
+        if let Some(token) = &now.webhook_token {
+            let text = encode_integration(live(now).as_ref());
+            self.write_through(&webhook_cache_key(token), &text).await;
+        }
+    }
+
+    async fn write_through(&self, cache_key: &str, text: &str) {
+        self.shared_overwrite(cache_key, text, POSITIVE_TTL).await;
+        if let Some(near) = &self.near {
+            let _ = near.delete(cache_key).await;
+        }
+    }
+
+    async fn shared_get(&self, cache_key: &str) -> Option<String> {
+        match self.shared.get(cache_key).await {
+            Ok(hit) => hit,
+            Err(err) => {
+                tracing::warn!(error = %err, "cache read failed; asking the database");
+                None
+            }
+        }
+    }
+
+    /// Stores `text` unless an entry exists; returns the entry that won when one did.
+    async fn shared_populate(&self, cache_key: &str, text: &str, ttl: Duration) -> Option<String> {
+        match self.shared.set_if_absent(cache_key, text, ttl).await {
+            Ok(true) => None,
+            // Someone else (maybe a change) wrote first: theirs is at least as new.
+            Ok(false) => self
+                .shared_get(cache_key)
+                .await
+                .filter(|t| decode_integration(t).is_some() || decode_key(t).is_some()),
+            Err(err) => {
+                tracing::warn!(error = %err, "cache write failed");
+                None
+            }
+        }
+    }
+
+    async fn shared_overwrite(&self, cache_key: &str, text: &str, ttl: Duration) {
+        if let Err(err) = self.shared.set(cache_key, text, ttl).await {
+            // Leaving the old entry would keep a revoked token alive until it expires;
+            // try to drop it instead.
+            tracing::error!(error = %err, "cache write-through failed; deleting the entry");
+            if let Err(err) = self.shared.delete(cache_key).await {
+                tracing::error!(error = %err, "cache delete failed; entry expires on its own");
+            }
+        }
+    }
+}
