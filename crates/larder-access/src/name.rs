@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed() {
-        assert_eq!(Name::parse("  Gold  ").map(Name::into_string), Ok("Gold".into()));
+        assert_eq!(
+            Name::parse("  Gold  ").map(Name::into_string),
+            Ok("Gold".into())
+        );
     }
 
     #[test]

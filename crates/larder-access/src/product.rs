@@ -141,10 +141,27 @@ mod tests {
     #[test]
     fn rejected_spellings() {
         for raw in [
-            "", " ", "0", "-7", "7-", "product-", "bundle-7", "Product-7", "bump_7", "bump-7a",
-            "1.5", "+7", "product--7", "bump-0", &"9".repeat(25),
+            "",
+            " ",
+            "0",
+            "-7",
+            "7-",
+            "product-",
+            "bundle-7",
+            "Product-7",
+            "bump_7",
+            "bump-7a",
+            "1.5",
+            "+7",
+            "product--7",
+            "bump-0",
+            &"9".repeat(25),
         ] {
-            assert_eq!(ProductKey::parse(raw), Err(InvalidProduct(raw.into())), "{raw:?}");
+            assert_eq!(
+                ProductKey::parse(raw),
+                Err(InvalidProduct(raw.into())),
+                "{raw:?}"
+            );
         }
     }
 

@@ -265,11 +265,7 @@ impl Cache for MemoryCache {
             ttl,
         };
         // `or_insert` is atomic per key: one racing caller inserts, the others see its entry.
-        let entry = self
-            .entries
-            .entry(key.to_owned())
-            .or_insert(entry)
-            .await;
+        let entry = self.entries.entry(key.to_owned()).or_insert(entry).await;
         Ok(entry.is_fresh())
     }
 
@@ -313,12 +309,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(cache.get("short").await.unwrap(), None);
         assert_eq!(cache.get("long").await.unwrap().as_deref(), Some("y"));
-        assert!(
-            cache
-                .set_if_absent("short", "z", ttl)
-                .await
-                .unwrap()
-        );
+        assert!(cache.set_if_absent("short", "z", ttl).await.unwrap());
 
         // Exactly one of many racing callers wins set_if_absent.
         let attempts = (0..32).map(|i| {
@@ -341,9 +332,12 @@ mod tests {
     #[tokio::test]
     async fn redis_cache_keeps_the_promises() {
         larder_testkit::require_redis().await;
-        let cache = RedisCache::connect(&larder_testkit::redis_url(), &larder_testkit::redis_prefix())
-            .await
-            .unwrap();
+        let cache = RedisCache::connect(
+            &larder_testkit::redis_url(),
+            &larder_testkit::redis_prefix(),
+        )
+        .await
+        .unwrap();
         behaves_like_a_cache(&cache).await;
         cache.clear_prefix().await.unwrap();
         assert_eq!(cache.get("long").await.unwrap(), None);

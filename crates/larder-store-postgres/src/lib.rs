@@ -8,8 +8,7 @@
 use std::time::Duration;
 
 use larder_access::{
-    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey,
-    TestModePolicy,
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey, TestModePolicy,
 };
 use larder_store::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -353,15 +352,13 @@ impl Store for PgStore {
     }
 
     async fn delete_api_key(&self, app: AppId, key: ApiKeyId) -> StoreResult<String> {
-        sqlx::query_scalar(
-            "delete from api_keys where app_id = $1 and id = $2 returning key_hash",
-        )
-        .bind(app.as_uuid())
-        .bind(key.as_uuid())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .ok_or(StoreError::NotFound)
+        sqlx::query_scalar("delete from api_keys where app_id = $1 and id = $2 returning key_hash")
+            .bind(app.as_uuid())
+            .bind(key.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyOwner>> {
@@ -467,9 +464,8 @@ impl Store for PgStore {
     }
 
     async fn get_integration(&self, app: AppId) -> StoreResult<Integration> {
-        let sql = format!(
-            "select {INTEGRATION_COLUMNS} from thrivecart_integrations where app_id = $1"
-        );
+        let sql =
+            format!("select {INTEGRATION_COLUMNS} from thrivecart_integrations where app_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(app.as_uuid())
             .fetch_optional(&self.pool)

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use larder_access::{
-    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey,
-    TestModePolicy,
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey, TestModePolicy,
 };
 use larder_store::*;
 use sqlx::sqlite::{
@@ -68,6 +67,17 @@ impl SqliteStore {
         Self::with_options(options).await
     }
 
+    /// A store that opens nothing until its first query: for commands that need a `Store`
+    /// value but never query it (printing the OpenAPI document).
+    pub fn lazy(path: &Path) -> Self {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self {
+            pool: SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(options),
+        }
+    }
+
     async fn with_options(options: SqliteConnectOptions) -> StoreResult<Self> {
         // Readers run in parallel under WAL; writers queue on the database lock anyway.
         let pool = SqlitePoolOptions::new()
@@ -92,7 +102,10 @@ impl SqliteStore {
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
     }
 }
 
@@ -259,9 +272,8 @@ impl SqliteStore {
         change: impl FnOnce(&mut Integration) + Send,
     ) -> StoreResult<(Integration, Integration)> {
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "select {INTEGRATION_COLUMNS} from thrivecart_integrations where app_id = ?1"
-        );
+        let sql =
+            format!("select {INTEGRATION_COLUMNS} from thrivecart_integrations where app_id = ?1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(app.to_string())
             .fetch_optional(&mut *tx)
@@ -359,14 +371,13 @@ impl Store for SqliteStore {
     }
 
     async fn list_apps(&self, page: PageRequest) -> StoreResult<Page<App>> {
-        let rows = sqlx::query(
-            "select id, name, created_at from apps where id > ?1 order by id limit ?2",
-        )
-        .bind(after_bound(&page))
-        .bind(page.fetch_limit())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let rows =
+            sqlx::query("select id, name, created_at from apps where id > ?1 order by id limit ?2")
+                .bind(after_bound(&page))
+                .bind(page.fetch_limit())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
         let apps = collect(&rows, app_from_row)?;
         Ok(page.paginate(apps, |a| a.id.as_uuid()))
     }
@@ -533,9 +544,8 @@ impl Store for SqliteStore {
 
     async fn get_integration(&self, app: AppId) -> StoreResult<Integration> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let sql = format!(
-            "select {INTEGRATION_COLUMNS} from thrivecart_integrations where app_id = ?1"
-        );
+        let sql =
+            format!("select {INTEGRATION_COLUMNS} from thrivecart_integrations where app_id = ?1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(app.to_string())
             .fetch_optional(&mut *conn)

@@ -7,8 +7,7 @@
 
 use crate::*;
 use larder_access::{
-    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey,
-    TestModePolicy,
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey, TestModePolicy,
 };
 
 /// Instantiates every contract case as a `#[tokio::test]`, each on a store from `$factory`
@@ -371,7 +370,10 @@ pub async fn enabling_keeps_token_and_secret(store: &dyn Store) {
         store.find_integration_by_token("tok-1").await.unwrap(),
         Some(new_secret)
     );
-    assert_eq!(store.find_integration_by_token("tok-2").await.unwrap(), None);
+    assert_eq!(
+        store.find_integration_by_token("tok-2").await.unwrap(),
+        None
+    );
 }
 
 pub async fn disabling_keeps_the_token_but_stops_it(store: &dyn Store) {
@@ -383,7 +385,11 @@ pub async fn disabling_keeps_the_token_but_stops_it(store: &dyn Store) {
     let off = store.disable_integration(a.id).await.unwrap();
     assert!(!off.enabled);
     assert_eq!(off.live_token(), None);
-    let found = store.find_integration_by_token("tok").await.unwrap().unwrap();
+    let found = store
+        .find_integration_by_token("tok")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!found.enabled);
     let on = store
         .enable_integration(a.id, enable("other", None))
@@ -555,7 +561,9 @@ pub async fn mapping_rules(store: &dyn Store) {
         .create_mapping(mapping(a.id, "upsell-3", gold.id))
         .await
         .unwrap();
-    let dup = store.create_mapping(mapping(a.id, "upsell-3", gold.id)).await;
+    let dup = store
+        .create_mapping(mapping(a.id, "upsell-3", gold.id))
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     let unknown = store
         .create_mapping(mapping(a.id, "upsell-4", AccessLevelId::new()))

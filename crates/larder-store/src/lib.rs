@@ -77,8 +77,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_integration(&self, app: AppId) -> StoreResult<Integration>;
     /// Enables the integration. A stored webhook token is kept; `token_if_new` is used only
     /// when there is none. The secret word changes only when `secret_word_hash` is given.
-    async fn enable_integration(&self, app: AppId, enable: EnableIntegration)
-    -> StoreResult<Integration>;
+    async fn enable_integration(
+        &self,
+        app: AppId,
+        enable: EnableIntegration,
+    ) -> StoreResult<Integration>;
     async fn disable_integration(&self, app: AppId) -> StoreResult<Integration>;
     async fn update_integration(
         &self,

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use larder_access::{
-    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey,
-    TestModePolicy,
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey, TestModePolicy,
 };
 
 /// Largest page a list call may ask for.

@@ -47,12 +47,14 @@ fn unix_now() -> u64 {
 /// Creates an empty database for one test and returns its URL.
 pub async fn fresh_postgres_url() -> String {
     let admin_url = postgres_admin_url();
-    let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is not reachable at {admin_url} ({e}); start it (see .ci/run) or set \
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {admin_url} ({e}); start it (see .ci/run) or set \
              LARDER_TEST_POSTGRES_URL"
-        )
-    });
+            )
+        });
     drop_stale_databases_once(&mut conn).await;
     let name = format!("{PREFIX}{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))

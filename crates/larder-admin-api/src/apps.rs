@@ -1,0 +1,276 @@
+//! Apps and their API keys.
+
+use chrono::{DateTime, Utc};
+use larder_access::{ApiKeyId, AppId};
+use larder_store::{ApiKey, App, NewApiKey, NewApp};
+use larder_tenancy::secrets;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use crate::auth::{AdminAuth, parse_id};
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::paging::{into_items, page_request};
+use crate::{AdminState, Tag, parse_name};
+
+#[derive(Debug)]
+pub struct AppsApi {
+    pub(crate) state: AdminState,
+}
+
+#[derive(Debug, Object)]
+pub struct CreateAppRequest {
+    /// A name for people, 1–200 characters.
+    pub name: String,
+}
+
+#[derive(Debug, Object)]
+pub struct AppView {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<App> for AppView {
+    fn from(app: App) -> Self {
+        Self {
+            id: app.id.to_string(),
+            name: app.name,
+            created_at: app.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct AppList {
+    pub items: Vec<AppView>,
+    /// Pass as `cursor` to read the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct CreateApiKeyRequest {
+    /// A label to recognise the key by, 1–200 characters.
+    pub name: String,
+}
+
+/// A new key. `key` is shown only here; Larder keeps only its hash.
+#[derive(Debug, Object)]
+pub struct CreatedApiKey {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(key: ApiKey) -> Self {
+        Self {
+            id: key.id.to_string(),
+            name: key.name,
+            created_at: key.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKeyView>,
+    /// Pass as `cursor` to read the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum CreatedApp {
+    /// The app was created.
+    #[oai(status = 201)]
+    Created(Json<AppView>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum CreatedKey {
+    /// The key was created; this is the only time it is shown.
+    #[oai(status = 201)]
+    Created(Json<CreatedApiKey>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum Deleted {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+#[OpenApi(prefix_path = "/admin/v1", tag = "Tag::Apps")]
+impl AppsApi {
+    /// Create an app
+    ///
+    /// Creates a tenant. Operator only: an app key gets 403.
+    #[oai(path = "/apps", method = "post", operation_id = "createApp")]
+    async fn create_app(
+        &self,
+        auth: AdminAuth,
+        body: JsonBody<CreateAppRequest>,
+    ) -> Result<CreatedApp, ApiError> {
+        auth.require_operator()?;
+        let name = parse_name(&body.name)?;
+        let app = self
+            .state
+            .tenancy
+            .store()
+            .create_app(NewApp {
+                id: AppId::new(),
+                name,
+            })
+            .await
+            .map_err(|e| ApiError::from_store(e, "app"))?;
+        Ok(CreatedApp::Created(Json(app.into())))
+    }
+
+    /// List apps
+    ///
+    /// Every app, oldest first. Operator only.
+    #[oai(path = "/apps", method = "get", operation_id = "listApps")]
+    async fn list_apps(
+        &self,
+        auth: AdminAuth,
+        /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<AppList>, ApiError> {
+        auth.require_operator()?;
+        let page = page_request(limit.0, cursor.0.as_deref())?;
+        let page = self
+            .state
+            .tenancy
+            .store()
+            .list_apps(page)
+            .await
+            .map_err(|e| ApiError::from_store(e, "app"))?;
+        let (items, next_cursor) = into_items(page, AppView::from);
+        Ok(Json(AppList { items, next_cursor }))
+    }
+
+    /// Get an app
+    #[oai(path = "/apps/:app_id", method = "get", operation_id = "getApp")]
+    async fn get_app(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+    ) -> Result<Json<AppView>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let app = self
+            .state
+            .tenancy
+            .store()
+            .get_app(app)
+            .await
+            .map_err(|e| ApiError::from_store(e, "app"))?;
+        Ok(Json(app.into()))
+    }
+
+    /// Create an API key
+    ///
+    /// A key acts on this app only. The key is in this answer and nowhere else, ever.
+    #[oai(
+        path = "/apps/:app_id/api-keys",
+        method = "post",
+        operation_id = "createApiKey"
+    )]
+    async fn create_api_key(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        body: JsonBody<CreateApiKeyRequest>,
+    ) -> Result<CreatedKey, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let name = parse_name(&body.name)?;
+        let key = secrets::generate_api_key();
+        let stored = self
+            .state
+            .tenancy
+            .store()
+            .create_api_key(NewApiKey {
+                id: ApiKeyId::new(),
+                app_id: app,
+                name,
+                key_hash: secrets::hash_token(&key),
+            })
+            .await
+            .map_err(|e| ApiError::from_store(e, "app"))?;
+        Ok(CreatedKey::Created(Json(CreatedApiKey {
+            id: stored.id.to_string(),
+            name: stored.name,
+            key,
+            created_at: stored.created_at,
+        })))
+    }
+
+    /// List API keys
+    ///
+    /// The app's keys, without the keys themselves.
+    #[oai(
+        path = "/apps/:app_id/api-keys",
+        method = "get",
+        operation_id = "listApiKeys"
+    )]
+    async fn list_api_keys(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ApiKeyList>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let page = page_request(limit.0, cursor.0.as_deref())?;
+        let page = self
+            .state
+            .tenancy
+            .store()
+            .list_api_keys(app, page)
+            .await
+            .map_err(|e| ApiError::from_store(e, "app"))?;
+        let (items, next_cursor) = into_items(page, ApiKeyView::from);
+        Ok(Json(ApiKeyList { items, next_cursor }))
+    }
+
+    /// Revoke an API key
+    ///
+    /// The key stops working at once, in every Larder process.
+    #[oai(
+        path = "/apps/:app_id/api-keys/:key_id",
+        method = "delete",
+        operation_id = "deleteApiKey"
+    )]
+    async fn delete_api_key(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        key_id: Path<String>,
+    ) -> Result<Deleted, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let key: ApiKeyId = parse_id(&key_id, "key_id")?;
+        let hash = self
+            .state
+            .tenancy
+            .store()
+            .delete_api_key(app, key)
+            .await
+            .map_err(|e| ApiError::from_store(e, "api key"))?;
+        self.state.tenancy.api_key_revoked(&hash).await;
+        Ok(Deleted::NoContent)
+    }
+}

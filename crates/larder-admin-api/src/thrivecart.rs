@@ -1,0 +1,426 @@
+//! The ThriveCart integration of an app and its product mappings.
+
+use chrono::{DateTime, Utc};
+use larder_access::{AccessLevelId, CancellationPolicy, MappingId, ProductKey, TestModePolicy};
+use larder_store::{EnableIntegration, Integration, IntegrationPatch, Mapping, NewMapping};
+use larder_tenancy::secrets;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+use crate::apps::Deleted;
+use crate::auth::{AdminAuth, parse_id};
+use crate::body::{JsonBody, OptionalJsonBody};
+use crate::error::ApiError;
+use crate::paging::{into_items, page_request};
+use crate::{AdminState, Tag};
+
+#[derive(Debug)]
+pub struct ThriveCartApi {
+    pub(crate) state: AdminState,
+}
+
+/// What to do with test-mode purchases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TestMode {
+    /// Apply them, flagging members and grants as test.
+    Process,
+    /// Record them as `ignored`.
+    Ignore,
+}
+
+/// When a cancelled subscription loses its access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum Cancellation {
+    /// As soon as the cancellation arrives.
+    Immediate,
+    /// At the end of the period already paid for.
+    PeriodEnd,
+}
+
+impl From<TestModePolicy> for TestMode {
+    fn from(p: TestModePolicy) -> Self {
+        match p {
+            TestModePolicy::Process => TestMode::Process,
+            TestModePolicy::Ignore => TestMode::Ignore,
+        }
+    }
+}
+
+impl From<TestMode> for TestModePolicy {
+    fn from(m: TestMode) -> Self {
+        match m {
+            TestMode::Process => TestModePolicy::Process,
+            TestMode::Ignore => TestModePolicy::Ignore,
+        }
+    }
+}
+
+impl From<CancellationPolicy> for Cancellation {
+    fn from(p: CancellationPolicy) -> Self {
+        match p {
+            CancellationPolicy::Immediate => Cancellation::Immediate,
+            CancellationPolicy::PeriodEnd => Cancellation::PeriodEnd,
+        }
+    }
+}
+
+impl From<Cancellation> for CancellationPolicy {
+    fn from(c: Cancellation) -> Self {
+        match c {
+            Cancellation::Immediate => CancellationPolicy::Immediate,
+            Cancellation::PeriodEnd => CancellationPolicy::PeriodEnd,
+        }
+    }
+}
+
+/// The integration as an admin sees it. The secret word itself is never shown.
+#[derive(Debug, Object)]
+pub struct ThriveCartView {
+    pub enabled: bool,
+    /// The URL to paste into ThriveCart's webhook settings; null while disabled.
+    pub webhook_url: Option<String>,
+    pub secret_word_set: bool,
+    pub test_mode: TestMode,
+    pub cancellation: Cancellation,
+}
+
+#[derive(Debug, Default, Object)]
+pub struct EnableRequest {
+    /// ThriveCart's secret word (Settings → API & webhooks). Omit to keep the stored one.
+    pub secret_word: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct UpdateThriveCartRequest {
+    /// A new secret word; `null` clears it; absent leaves it.
+    pub secret_word: MaybeUndefined<String>,
+    pub test_mode: Option<TestMode>,
+    pub cancellation: Option<Cancellation>,
+}
+
+#[derive(Debug, Object)]
+pub struct CreateMappingRequest {
+    /// A ThriveCart product ID (`"7"`, stored as `product-7`) or a typed key:
+    /// `product-7`, `bump-7`, `upsell-3`, `downsell-2`.
+    pub product: String,
+    /// One of the app's access levels.
+    pub access_level_id: String,
+}
+
+#[derive(Debug, Object)]
+pub struct MappingView {
+    pub id: String,
+    /// The typed product key.
+    pub product: String,
+    pub access_level_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Mapping> for MappingView {
+    fn from(m: Mapping) -> Self {
+        Self {
+            id: m.id.to_string(),
+            product: m.product.to_string(),
+            access_level_id: m.access_level_id.to_string(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct MappingList {
+    pub items: Vec<MappingView>,
+    /// Pass as `cursor` to read the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum CreatedMapping {
+    /// The mapping was created.
+    #[oai(status = 201)]
+    Created(Json<MappingView>),
+}
+
+const WHAT: &str = "ThriveCart integration";
+const MAX_SECRET_WORD_CHARS: usize = 200;
+
+fn secret_word_hash(word: &str) -> Result<String, ApiError> {
+    if word.trim().is_empty() {
+        return Err(ApiError::validation(
+            "validation_failed",
+            "secret_word",
+            "`secret_word` must not be blank; use null to clear it.",
+        ));
+    }
+    if word.chars().count() > MAX_SECRET_WORD_CHARS {
+        return Err(ApiError::validation(
+            "validation_failed",
+            "secret_word",
+            format!("`secret_word` must be at most {MAX_SECRET_WORD_CHARS} characters."),
+        ));
+    }
+    Ok(secrets::hash_secret_word(word))
+}
+
+impl ThriveCartApi {
+    fn view(&self, tc: &Integration) -> ThriveCartView {
+        ThriveCartView {
+            enabled: tc.enabled,
+            webhook_url: tc.live_token().map(|t| self.state.webhook_url(t)),
+            secret_word_set: tc.secret_word_hash.is_some(),
+            test_mode: tc.test_mode.into(),
+            cancellation: tc.cancellation.into(),
+        }
+    }
+
+    /// Publishes a changed integration to every process's token cache, then shows it.
+    async fn changed(&self, old_token: Option<&str>, tc: Integration) -> Json<ThriveCartView> {
+        self.state.tenancy.integration_changed(old_token, &tc).await;
+        Json(self.view(&tc))
+    }
+}
+
+#[OpenApi(prefix_path = "/admin/v1/apps", tag = "Tag::Thrivecart")]
+impl ThriveCartApi {
+    /// Get the ThriveCart integration
+    ///
+    /// Apps that never configured ThriveCart show the defaults: disabled, `test_mode`
+    /// `process`, `cancellation` `immediate`.
+    #[oai(
+        path = "/:app_id/thrivecart",
+        method = "get",
+        operation_id = "getThriveCart"
+    )]
+    async fn get(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+    ) -> Result<Json<ThriveCartView>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let tc = self
+            .state
+            .tenancy
+            .store()
+            .get_integration(app)
+            .await
+            .map_err(|e| ApiError::from_store(e, WHAT))?;
+        Ok(Json(self.view(&tc)))
+    }
+
+    /// Enable the ThriveCart integration
+    ///
+    /// Answers with the webhook URL to paste into ThriveCart. Enabling again keeps the URL,
+    /// and keeps the stored secret word unless a new one is given.
+    #[oai(
+        path = "/:app_id/thrivecart/enable",
+        method = "post",
+        operation_id = "enableThriveCart"
+    )]
+    async fn enable(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        body: OptionalJsonBody<EnableRequest>,
+    ) -> Result<Json<ThriveCartView>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let secret_word_hash = body
+            .secret_word
+            .as_deref()
+            .map(secret_word_hash)
+            .transpose()?;
+        let tc = self
+            .state
+            .tenancy
+            .store()
+            .enable_integration(
+                app,
+                EnableIntegration {
+                    token_if_new: secrets::generate_webhook_token(),
+                    secret_word_hash,
+                },
+            )
+            .await
+            .map_err(|e| ApiError::from_store(e, WHAT))?;
+        Ok(self.changed(None, tc).await)
+    }
+
+    /// Disable the ThriveCart integration
+    ///
+    /// The webhook URL answers 404 from now on, in every Larder process within a second.
+    #[oai(
+        path = "/:app_id/thrivecart/disable",
+        method = "post",
+        operation_id = "disableThriveCart"
+    )]
+    async fn disable(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+    ) -> Result<Json<ThriveCartView>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let tc = self
+            .state
+            .tenancy
+            .store()
+            .disable_integration(app)
+            .await
+            .map_err(|e| ApiError::from_store(e, WHAT))?;
+        Ok(self.changed(None, tc).await)
+    }
+
+    /// Change the ThriveCart settings
+    ///
+    /// Only the fields present change; `"secret_word": null` clears the secret word.
+    #[oai(
+        path = "/:app_id/thrivecart",
+        method = "patch",
+        operation_id = "updateThriveCart"
+    )]
+    async fn update(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        body: JsonBody<UpdateThriveCartRequest>,
+    ) -> Result<Json<ThriveCartView>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let secret_word_hash = match &body.secret_word {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(word) => Some(Some(secret_word_hash(word)?)),
+        };
+        let patch = IntegrationPatch {
+            secret_word_hash,
+            test_mode: body.test_mode.map(Into::into),
+            cancellation: body.cancellation.map(Into::into),
+        };
+        let tc = self
+            .state
+            .tenancy
+            .store()
+            .update_integration(app, patch)
+            .await
+            .map_err(|e| ApiError::from_store(e, WHAT))?;
+        Ok(self.changed(None, tc).await)
+    }
+
+    /// Rotate the webhook token
+    ///
+    /// Issues a new webhook URL; the old one answers 404 from now on. Update the URL in
+    /// ThriveCart afterwards.
+    #[oai(
+        path = "/:app_id/thrivecart/rotate-webhook-token",
+        method = "post",
+        operation_id = "rotateThriveCartWebhookToken"
+    )]
+    async fn rotate(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+    ) -> Result<Json<ThriveCartView>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let (old, tc) = self
+            .state
+            .tenancy
+            .store()
+            .rotate_webhook_token(app, &secrets::generate_webhook_token())
+            .await
+            .map_err(|e| ApiError::from_store(e, WHAT))?;
+        Ok(self.changed(old.as_deref(), tc).await)
+    }
+
+    /// Map a product to an access level
+    ///
+    /// 422 `invalid_product` for a product that is not a ThriveCart ID or typed key, 422
+    /// `unknown_access_level` for a level that is not the app's, 409 for a pair that exists.
+    #[oai(
+        path = "/:app_id/thrivecart/mappings",
+        method = "post",
+        operation_id = "createMapping"
+    )]
+    async fn create_mapping(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        body: JsonBody<CreateMappingRequest>,
+    ) -> Result<CreatedMapping, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let product = ProductKey::parse(&body.product)
+            .map_err(|e| ApiError::validation("invalid_product", "product", e.to_string()))?;
+        let level: AccessLevelId = body.access_level_id.parse().map_err(|_| {
+            ApiError::validation(
+                "unknown_access_level",
+                "access_level_id",
+                "No access level with that id in this app.",
+            )
+        })?;
+        let mapping = self
+            .state
+            .tenancy
+            .store()
+            .create_mapping(NewMapping {
+                id: MappingId::new(),
+                app_id: app,
+                product,
+                access_level_id: level,
+            })
+            .await
+            .map_err(|e| ApiError::from_store(e, "mapping"))?;
+        Ok(CreatedMapping::Created(Json(mapping.into())))
+    }
+
+    /// List product mappings
+    #[oai(
+        path = "/:app_id/thrivecart/mappings",
+        method = "get",
+        operation_id = "listMappings"
+    )]
+    async fn list_mappings(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<MappingList>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let page = page_request(limit.0, cursor.0.as_deref())?;
+        let page = self
+            .state
+            .tenancy
+            .store()
+            .list_mappings(app, page)
+            .await
+            .map_err(|e| ApiError::from_store(e, "mapping"))?;
+        let (items, next_cursor) = into_items(page, MappingView::from);
+        Ok(Json(MappingList { items, next_cursor }))
+    }
+
+    /// Delete a product mapping
+    #[oai(
+        path = "/:app_id/thrivecart/mappings/:mapping_id",
+        method = "delete",
+        operation_id = "deleteMapping"
+    )]
+    async fn delete_mapping(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        mapping_id: Path<String>,
+    ) -> Result<Deleted, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let id: MappingId = parse_id(&mapping_id, "mapping_id")?;
+        self.state
+            .tenancy
+            .store()
+            .delete_mapping(app, id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "mapping"))?;
+        Ok(Deleted::NoContent)
+    }
+}

@@ -1,0 +1,247 @@
+//! The `larder` service: configuration, wiring and the HTTP server.
+//!
+//! [`build`] turns validated settings into a ready endpoint (store opened and migrated,
+//! caches connected, operator token in place); [`serve`] runs it on a listener. Tests use
+//! the same two functions, so what they exercise is what `larder serve` runs.
+
+mod http;
+pub mod metrics;
+pub mod settings;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use larder_admin_api::{AdminState, admin_api};
+use larder_cache::{Cache, MemoryCache, RedisCache};
+use larder_store::{Store, StoreError};
+use larder_store_postgres::{PgSettings, PgStore};
+use larder_store_sqlite::SqliteStore;
+use larder_tenancy::{Tenancy, secrets};
+use poem::endpoint::BoxEndpoint;
+use poem::listener::TcpAcceptor;
+use poem::{EndpointExt, Route, get};
+use poem_openapi::OpenApiService;
+
+pub use metrics::Metrics;
+pub use settings::{Cli, Command, ConfigError, Database, ServeSettings, Validated, redact_url};
+
+/// Largest request body the service reads; a larger declared `Content-Length` is refused
+/// before the body is read (413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why the service could not start, in one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the database at {url}: {reason}")]
+    Database { url: String, reason: String },
+    #[error("cannot reach Redis at {url}: {reason}")]
+    Redis { url: String, reason: String },
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+}
+
+/// An error and its causes, joined, for one-line messages.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+fn database_error(db: &Database, err: StoreError) -> StartError {
+    let url = match db {
+        Database::Postgres(u) | Database::Sqlite(u) => redact_url(u),
+    };
+    StartError::Database {
+        url,
+        reason: chain(&err),
+    }
+}
+
+/// Opens the store `db` names and applies its migrations.
+pub async fn open_store(db: &Database) -> Result<Arc<dyn Store>, StartError> {
+    let store: Arc<dyn Store> = match db {
+        Database::Postgres(url) => {
+            let store = PgStore::connect(url, &PgSettings::default())
+                .await
+                .map_err(|e| database_error(db, e))?;
+            store.migrate().await.map_err(|e| database_error(db, e))?;
+            Arc::new(store)
+        }
+        Database::Sqlite(url) => {
+            let store = SqliteStore::open_url(url)
+                .await
+                .map_err(|e| database_error(db, e))?;
+            store.migrate().await.map_err(|e| database_error(db, e))?;
+            Arc::new(store)
+        }
+    };
+    Ok(store)
+}
+
+const API_TITLE: &str = "Larder";
+
+fn openapi_service(
+    state: AdminState,
+) -> OpenApiService<
+    (
+        impl poem_openapi::OpenApi,
+        impl poem_openapi::OpenApi,
+        impl poem_openapi::OpenApi,
+    ),
+    (),
+> {
+    OpenApiService::new(admin_api(state), API_TITLE, env!("CARGO_PKG_VERSION")).description(
+        "The admin API of Larder: apps, API keys, access levels and ThriveCart integrations. \
+         Every error answers `{\"code\", \"message\", \"field\"?}`.",
+    )
+}
+
+/// The OpenAPI document, exactly as `/openapi.json` serves it.
+pub fn openapi_document() -> String {
+    // Building the service needs a state value but no connection: nothing here queries.
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::lazy(std::path::Path::new(
+        "larder-openapi-never-opened.db",
+    )));
+    let tenancy = Tenancy::new(store, Arc::new(MemoryCache::new(1)), String::new());
+    openapi_service(AdminState::new(tenancy, "http://127.0.0.1:8080")).spec()
+}
+
+/// A service ready to serve.
+pub struct Service {
+    pub endpoint: BoxEndpoint<'static>,
+    pub tenancy: Tenancy,
+    /// The operator token generated on this start, to print once; `None` when it was
+    /// configured or generated on an earlier start.
+    pub generated_operator_token: Option<String>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("tenancy", &self.tenancy)
+            .field(
+                "generated_operator_token",
+                &self.generated_operator_token.is_some(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The hash of the operator token, and the token itself when this call generated it.
+async fn operator_token(
+    store: &dyn Store,
+    configured: Option<&str>,
+    db: &Database,
+) -> Result<(String, Option<String>), StartError> {
+    if let Some(token) = configured {
+        return Ok((secrets::hash_token(token), None));
+    }
+    if let Some(hash) = store
+        .operator_token_hash()
+        .await
+        .map_err(|e| database_error(db, e))?
+    {
+        return Ok((hash, None));
+    }
+    let token = secrets::generate_operator_token();
+    let hash = secrets::hash_token(&token);
+    if store
+        .init_operator_token_hash(&hash)
+        .await
+        .map_err(|e| database_error(db, e))?
+    {
+        return Ok((hash, Some(token)));
+    }
+    // Another process generated one at the same moment; it printed its token.
+    let hash = store
+        .operator_token_hash()
+        .await
+        .map_err(|e| database_error(db, e))?
+        .unwrap_or(hash);
+    Ok((hash, None))
+}
+
+/// Opens everything `settings` names and wires the service.
+pub async fn build(settings: &Validated) -> Result<Service, StartError> {
+    let store = open_store(&settings.database).await?;
+    let cache: Arc<dyn Cache> = match &settings.redis_url {
+        Some(url) => Arc::new(
+            RedisCache::connect(url, &settings.redis_prefix)
+                .await
+                .map_err(|e| StartError::Redis {
+                    url: redact_url(url),
+                    reason: chain(&e),
+                })?,
+        ),
+        None => Arc::new(MemoryCache::default()),
+    };
+    let (hash, generated) = operator_token(
+        store.as_ref(),
+        settings.operator_token.as_deref(),
+        &settings.database,
+    )
+    .await?;
+    let tenancy = Tenancy::new(store, cache, hash);
+    let api = openapi_service(AdminState::new(tenancy.clone(), &settings.public_url));
+    let allow = Arc::new(http::AllowIndex::new(
+        &api.spec(),
+        &[(larder_gateway::WEBHOOK_PATH, "GET, HEAD")],
+    ));
+    let metrics = Metrics::new();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let route = Route::new()
+        .nest("/", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .at("/healthz", get(http::healthz))
+        .at("/readyz", get(http::readyz))
+        .at("/metrics", get(http::render_metrics))
+        .at(
+            larder_gateway::WEBHOOK_PATH,
+            larder_gateway::webhook_endpoint(),
+        )
+        .data(tenancy.clone())
+        .data(metrics.clone());
+    let endpoint = route
+        .around(move |ep, req| http::edge(ep, req, metrics.clone(), allow.clone(), MAX_BODY_BYTES))
+        .boxed();
+    Ok(Service {
+        endpoint,
+        tenancy,
+        generated_operator_token: generated,
+    })
+}
+
+/// Binds `addr`, for callers that want the port before serving (`127.0.0.1:0` in tests).
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Service,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            service.endpoint,
+            shutdown,
+            Some(std::time::Duration::from_secs(10)),
+        )
+        .await
+}

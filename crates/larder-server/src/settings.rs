@@ -1,0 +1,219 @@
+//! Every setting of the `larder` binary: a flag and an environment variable each, with
+//! defaults that make a bare `larder serve` work on a fresh machine.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Larder: ThriveCart purchases in, membership access out.
+#[derive(Debug, Parser)]
+#[command(name = "larder", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (migrating the database first).
+    Serve(ServeSettings),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseSettings),
+    /// Print the OpenAPI document of the admin API and exit.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// Where data lives: `postgres://…` for PostgreSQL, `sqlite:…` for an embedded file.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/larder.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address to listen on.
+    #[arg(long, env = "LARDER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Base of the webhook URLs Larder hands out (default: http:// + the listen address).
+    #[arg(long, env = "LARDER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// Redis for shared caches and idempotency keys; unset: in-process caches.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key Larder writes.
+    #[arg(long, env = "LARDER_REDIS_PREFIX", default_value = "larder:")]
+    pub redis_prefix: String,
+
+    /// The operator's bearer token. Unset: one is generated on first start, printed once,
+    /// and only its hash is stored.
+    #[arg(long, env = "LARDER_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+}
+
+/// A setting that cannot work, said in one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("LARDER_LISTEN must be an address and port such as 127.0.0.1:8080, not `{0}`")]
+    Listen(String),
+    #[error("LARDER_PUBLIC_URL must be an absolute http:// or https:// URL, not `{0}`")]
+    PublicUrl(String),
+    #[error("DATABASE_URL must start with postgres:// or sqlite: (got `{0}`)")]
+    DatabaseScheme(String),
+    #[error("REDIS_URL must start with redis:// or rediss://")]
+    RedisScheme,
+    #[error("LARDER_OPERATOR_TOKEN must be at least 20 characters long")]
+    OperatorTokenTooShort,
+}
+
+/// The validated form of [`ServeSettings`].
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub database: Database,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub operator_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl Database {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(url.to_owned()))
+        } else if url.starts_with("sqlite:") {
+            Ok(Database::Sqlite(url.to_owned()))
+        } else {
+            Err(ConfigError::DatabaseScheme(redact_url(url)))
+        }
+    }
+}
+
+/// `url` with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => url.split('@').next_back().unwrap_or_default().to_owned(),
+    }
+}
+
+impl ServeSettings {
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
+        let listen: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Listen(self.listen.clone()))?;
+        let public_url = match &self.public_url {
+            Some(raw) => {
+                let parsed =
+                    url::Url::parse(raw).map_err(|_| ConfigError::PublicUrl(raw.clone()))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    return Err(ConfigError::PublicUrl(raw.clone()));
+                }
+                raw.trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{listen}"),
+        };
+        let database = Database::parse(&self.database.database_url)?;
+        if let Some(redis) = &self.redis_url
+            && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
+        {
+            return Err(ConfigError::RedisScheme);
+        }
+        if let Some(token) = &self.operator_token
+            && token.chars().count() < 20
+        {
+            return Err(ConfigError::OperatorTokenTooShort);
+        }
+        Ok(Validated {
+            listen,
+            public_url,
+            database,
+            redis_url: self.redis_url.clone(),
+            redis_prefix: self.redis_prefix.clone(),
+            operator_token: self.operator_token.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeSettings {
+        let mut argv = vec!["larder", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_under_data() {
+        // Flags win over the environment, so the test pins every setting it checks.
+        let s = serve(&[
+            "--listen",
+            "127.0.0.1:8080",
+            "--database-url",
+            "sqlite://data/larder.db",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(
+            s.database,
+            Database::Sqlite("sqlite://data/larder.db".into())
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_sentence() {
+        let cases: [(&[&str], &str); 5] = [
+            (&["--listen", "nowhere"], "LARDER_LISTEN"),
+            (&["--public-url", "ftp://x"], "LARDER_PUBLIC_URL"),
+            (&["--database-url", "mysql://u:pw@h/db"], "DATABASE_URL"),
+            (&["--redis-url", "localhost"], "REDIS_URL"),
+            (&["--operator-token", "short"], "LARDER_OPERATOR_TOKEN"),
+        ];
+        for (args, names) in cases {
+            let mut all = vec!["--database-url", "sqlite://data/larder.db"];
+            all.extend_from_slice(args);
+            let err = serve(&all).validate().unwrap_err().to_string();
+            assert!(err.contains(names), "{err}");
+            assert!(!err.contains("pw"), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+    }
+}
