@@ -103,7 +103,8 @@ fn openapi_service(
     )
 }
 
-/// The OpenAPI document, exactly as `/openapi.json` serves it.
+/// The OpenAPI document, exactly as `/openapi.json` serves it. Call it inside a Tokio
+/// runtime (the unused store it builds registers with one).
 pub fn openapi_document() -> String {
     // Building the service needs a state value but no connection: nothing here queries.
     let store: Arc<dyn Store> = Arc::new(SqliteStore::lazy(std::path::Path::new(

@@ -200,8 +200,10 @@ mod tests {
             (&["--operator-token", "short"], "LARDER_OPERATOR_TOKEN"),
         ];
         for (args, names) in cases {
-            let mut all = vec!["--database-url", "sqlite://data/larder.db"];
-            all.extend_from_slice(args);
+            let mut all = args.to_vec();
+            if !args.contains(&"--database-url") {
+                all.extend(["--database-url", "sqlite://data/larder.db"]);
+            }
             let err = serve(&all).validate().unwrap_err().to_string();
             assert!(err.contains(names), "{err}");
             assert!(!err.contains("pw"), "{err}");

@@ -1,0 +1,161 @@
+//! The operational endpoints and the OpenAPI document.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{Backend, OPERATOR, TestApp, settings};
+
+async fn health_and_readiness_answer(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let h = t
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(h.status, StatusCode::OK);
+    let r = t.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["checks"]["database"], "ok");
+    match backend {
+        Backend::Postgres => assert_eq!(r.body["checks"]["redis"], "ok"),
+        Backend::Sqlite => assert_eq!(r.body["checks"].get("redis"), None),
+    }
+}
+
+async fn metrics_count_requests_by_operation(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.create_app("A").await;
+    t.get("/admin/v1/apps", "wrong").await;
+    let m = t
+        .client()
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), StatusCode::OK);
+    assert!(
+        m.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = m.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"larder_http_requests_total{method="POST",operation="createApp",status="201"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"larder_http_requests_total{method="GET",operation="listApps",status="401"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("larder_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+async fn openapi_document_and_docs_are_served(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let spec = t
+        .request(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    assert_eq!(spec.status, StatusCode::OK);
+    let generated: serde_json::Value =
+        serde_json::from_str(&larder_server::openapi_document()).unwrap();
+    assert_eq!(spec.body, generated);
+    let docs = t
+        .client()
+        .get(format!("{}/docs", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}
+
+crate::on_both_backends!(
+    health_and_readiness_answer,
+    metrics_count_requests_by_operation,
+    openapi_document_and_docs_are_served,
+);
+
+#[tokio::test]
+async fn committed_openapi_document_matches_the_code() {
+    let committed = include_str!("../../../../openapi/larder.json");
+    let generated = larder_server::openapi_document();
+    assert!(
+        committed.trim_end() == generated.trim_end(),
+        "openapi/larder.json is out of date: regenerate it with \
+         `cargo run -p larder-server -- openapi > openapi/larder.json`"
+    );
+}
+
+#[tokio::test]
+async fn every_operation_has_an_id_summary_and_error_body() {
+    let spec: serde_json::Value = serde_json::from_str(&larder_server::openapi_document()).unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() >= 10);
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(op["operationId"].is_string(), "{method} {path}");
+            assert!(op["summary"].is_string(), "{method} {path}");
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.contains_key("401"), "{method} {path}");
+            assert!(responses.contains_key("404"), "{method} {path}");
+        }
+    }
+}
+
+/// Readiness names Redis when it stops answering.
+#[tokio::test]
+async fn readiness_names_redis_when_it_is_down() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed to run this test (see .ci/run)");
+    let url = format!("redis://127.0.0.1:{port}");
+    // Wait for it to accept connections.
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(up, "the throwaway redis-server did not start");
+    let mut s = settings(Backend::Sqlite).await;
+    s.redis_url = Some(url);
+    let t = TestApp::spawn_with(s).await;
+    let r = t.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let r = t.request(reqwest::Method::GET, "/readyz", None, None).await;
+    r.assert_error(503, "unavailable");
+    assert_eq!(r.body["checks"], json!({"database": "ok", "redis": "down"}));
+    assert!(r.str("message").contains("Redis"), "{}", r.body);
+    // The admin API still works from the database.
+    let apps = t.get("/admin/v1/apps", OPERATOR).await;
+    assert_eq!(apps.status, StatusCode::OK);
+}

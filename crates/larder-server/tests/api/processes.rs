@@ -1,0 +1,276 @@
+//! Real `larder` processes: two sharing PostgreSQL and Redis, a bare start on a fresh
+//! directory, and invalid configuration.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::OPERATOR;
+
+const BIN: &str = env!("CARGO_BIN_EXE_larder");
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Larder {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Larder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn larder(envs: &[(&str, String)], dir: &std::path::Path) -> (Command, String) {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LARDER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    (cmd, format!("http://127.0.0.1:{port}"))
+}
+
+/// Polls `/healthz` until the process answers (a start, not a timing assertion).
+async fn wait_until_up(l: &mut Larder) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = l.child.try_wait() {
+            panic!("larder exited early with {status}");
+        }
+        if client
+            .get(format!("{}/healthz", l.base))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("larder did not come up at {}", l.base);
+}
+
+async fn spawn(envs: &[(&str, String)], dir: &std::path::Path) -> Larder {
+    let (mut cmd, base) = larder(envs, dir);
+    let child = cmd.stdout(Stdio::null()).spawn().expect("spawn larder");
+    let mut l = Larder { child, base };
+    wait_until_up(&mut l).await;
+    l
+}
+
+async fn head(client: &reqwest::Client, url: &str) -> StatusCode {
+    client.head(url).send().await.expect("HEAD").status()
+}
+
+/// Polls until `url` answers `want`; returns how long that took.
+async fn time_until(client: &reqwest::Client, url: &str, want: StatusCode) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if head(client, url).await == want {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{url} never answered {want}");
+}
+
+#[tokio::test]
+async fn a_disable_through_one_process_reaches_the_other_within_a_second() {
+    larder_testkit::require_redis().await;
+    let dir = std::env::temp_dir();
+    let envs = [
+        ("DATABASE_URL", larder_testkit::fresh_postgres_url().await),
+        ("REDIS_URL", larder_testkit::redis_url()),
+        ("LARDER_REDIS_PREFIX", larder_testkit::redis_prefix()),
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+    ];
+    let one = spawn(&envs, &dir).await;
+    let two = spawn(&envs, &dir).await;
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {OPERATOR}");
+
+    let app: serde_json::Value = client
+        .post(format!("{}/admin/v1/apps", one.base))
+        .header("authorization", &auth)
+        .json(&json!({"name": "Shared"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = app["id"].as_str().unwrap().to_owned();
+    let admin = |base: &str, action: &str| {
+        client
+            .post(format!("{base}/admin/v1/apps/{app}/thrivecart/{action}"))
+            .header("authorization", &auth)
+            .json(&json!({}))
+            .send()
+    };
+    let tc: serde_json::Value = admin(&one.base, "enable")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tc["webhook_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let on = |l: &Larder| format!("{}/webhooks/thrivecart/{token}", l.base);
+
+    // Both processes have looked the token up, so both have it cached.
+    assert_eq!(head(&client, &on(&one)).await, StatusCode::OK);
+    assert_eq!(head(&client, &on(&two)).await, StatusCode::OK);
+
+    let done = admin(&one.base, "disable").await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(head(&client, &on(&one)).await, StatusCode::NOT_FOUND);
+    let took = time_until(&client, &on(&two), StatusCode::NOT_FOUND).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the other process took {took:?}"
+    );
+
+    // Enabling through the other process brings the URL back on the first.
+    assert_eq!(
+        admin(&two.base, "enable").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let took = time_until(&client, &on(&one), StatusCode::OK).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the first process took {took:?}"
+    );
+
+    // A rotation through one retires the old URL in the other.
+    let rotated = admin(&two.base, "rotate-webhook-token").await.unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let took = time_until(&client, &on(&one), StatusCode::NOT_FOUND).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the first process took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bare_start_runs_on_sqlite_under_data_and_prints_the_token_once() {
+    let dir = larder_testkit::fresh_sqlite_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let (mut cmd, base) = larder(&[], &dir);
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn larder");
+    let stdout = child.stdout.take().unwrap();
+    let mut first = Larder { child, base };
+    // The token is printed before the server starts answering.
+    let token = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.trim().strip_prefix("lop_").map(|t| format!("lop_{t}")))
+    })
+    .await
+    .unwrap()
+    .expect("a generated operator token on stdout");
+    wait_until_up(&mut first).await;
+    assert!(dir.join("data").join("larder.db").exists());
+
+    let client = reqwest::Client::new();
+    let apps = client
+        .get(format!("{}/admin/v1/apps", first.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apps.status(), StatusCode::OK);
+    drop(first);
+
+    // A second start keeps the stored hash and prints nothing secret.
+    let (mut cmd, base) = larder(&[], &dir);
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn larder");
+    let stdout = child.stdout.take().unwrap();
+    let mut second = Larder { child, base };
+    wait_until_up(&mut second).await;
+    let apps = client
+        .get(format!("{}/admin/v1/apps", second.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apps.status(), StatusCode::OK);
+    drop(second);
+    let printed =
+        tokio::task::spawn_blocking(move || std::io::read_to_string(stdout).unwrap_or_default())
+            .await
+            .unwrap();
+    assert!(!printed.contains("lop_"), "{printed}");
+}
+
+fn run_to_exit(envs: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").env_clear().env("RUST_LOG", "off");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run larder");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn invalid_configuration_exits_with_one_sentence() {
+    type Case<'a> = (&'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: [Case; 4] = [
+        (&[("LARDER_LISTEN", "nowhere")], 2, "LARDER_LISTEN"),
+        (
+            &[("DATABASE_URL", "mysql://u:hunter2@h/db")],
+            2,
+            "DATABASE_URL",
+        ),
+        (
+            &[("LARDER_PUBLIC_URL", "larder.example")],
+            2,
+            "LARDER_PUBLIC_URL",
+        ),
+        (
+            &[
+                ("LARDER_LISTEN", "127.0.0.1:0"),
+                ("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/x"),
+            ],
+            1,
+            "cannot open the database",
+        ),
+    ];
+    for (envs, code, says) in cases {
+        let (status, stderr) = run_to_exit(envs);
+        assert_eq!(status, code, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}

@@ -1,0 +1,281 @@
+//! Spawns a real Larder server in-process on `127.0.0.1:0` and talks HTTP to it.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use larder_server::{Database, Validated};
+
+pub const OPERATOR: &str = "test-operator-token-0123456789";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// The embedded default: SQLite and in-process caches.
+    Sqlite,
+    /// Production: PostgreSQL and Redis.
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    client: reqwest::Client,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// An answer: status, headers and the body parsed as JSON (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn str(&self, field: &str) -> String {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string `{field}` in {}", self.body))
+            .to_owned()
+    }
+
+    /// Asserts an error answer in the shared shape.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.code(), code, "{}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+    }
+}
+
+pub async fn settings(backend: Backend) -> Validated {
+    let (database, redis_url) = match backend {
+        Backend::Sqlite => {
+            let path = larder_testkit::fresh_sqlite_path();
+            (
+                Database::Sqlite(format!("sqlite://{}", path.display())),
+                None,
+            )
+        }
+        Backend::Postgres => {
+            larder_testkit::require_redis().await;
+            (
+                Database::Postgres(larder_testkit::fresh_postgres_url().await),
+                Some(larder_testkit::redis_url()),
+            )
+        }
+    };
+    Validated {
+        listen: "127.0.0.1:0".parse().expect("a valid address"),
+        public_url: "https://larder.test".into(),
+        database,
+        redis_url,
+        redis_prefix: larder_testkit::redis_prefix(),
+        operator_token: Some(OPERATOR.into()),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(settings(backend).await).await
+    }
+
+    pub async fn spawn_with(settings: Validated) -> Self {
+        let listener = larder_server::bind(settings.listen).await.expect("bind");
+        let addr = listener.local_addr().expect("bound address");
+        let service = larder_server::build(&settings)
+            .await
+            .expect("build service");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(larder_server::serve(listener, service, async {
+            let _ = rx.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            _shutdown: tx,
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request sent");
+        Self::answer(resp).await
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Answer {
+        Self::answer(req.send().await.expect("request sent")).await
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    async fn answer(resp: reqwest::Response) -> Answer {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body read");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// The status of a `HEAD` of a full URL (webhook URLs carry their own base).
+    pub async fn head_url(&self, url: &str) -> StatusCode {
+        let url = url.replace("https://larder.test", &self.base);
+        self.client
+            .head(url)
+            .send()
+            .await
+            .expect("request sent")
+            .status()
+    }
+
+    // --- builders for the setup flow ----------------------------------------------------
+
+    pub async fn create_app(&self, name: &str) -> String {
+        let a = self
+            .post("/admin/v1/apps", OPERATOR, json!({ "name": name }))
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        a.str("id")
+    }
+
+    pub async fn create_key(&self, app: &str) -> String {
+        let a = self
+            .post(
+                &format!("/admin/v1/apps/{app}/api-keys"),
+                OPERATOR,
+                json!({"name": "key"}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        a.str("key")
+    }
+
+    pub async fn create_level(&self, app: &str, token: &str, name: &str) -> String {
+        let a = self
+            .post(
+                &format!("/admin/v1/apps/{app}/access-levels"),
+                token,
+                json!({ "name": name }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        a.str("id")
+    }
+
+    /// An app with a key, a level, an enabled integration and a mapping for product 7.
+    pub async fn configured_app(&self, name: &str) -> Configured {
+        let app = self.create_app(name).await;
+        let key = self.create_key(&app).await;
+        let level = self.create_level(&app, &key, "Gold").await;
+        let tc = self
+            .post(
+                &format!("/admin/v1/apps/{app}/thrivecart/enable"),
+                &key,
+                json!({"secret_word": "sesame"}),
+            )
+            .await;
+        assert_eq!(tc.status, StatusCode::OK, "{}", tc.body);
+        let mapping = self
+            .post(
+                &format!("/admin/v1/apps/{app}/thrivecart/mappings"),
+                &key,
+                json!({"product": "7", "access_level_id": level}),
+            )
+            .await;
+        assert_eq!(mapping.status, StatusCode::CREATED, "{}", mapping.body);
+        let key_id = self
+            .get(&format!("/admin/v1/apps/{app}/api-keys"), OPERATOR)
+            .await
+            .body["items"][0]["id"]
+            .as_str()
+            .expect("a key id")
+            .to_owned();
+        Configured {
+            webhook_url: tc.str("webhook_url"),
+            mapping: mapping.str("id"),
+            app,
+            key,
+            key_id,
+            level,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Configured {
+    pub app: String,
+    pub key: String,
+    pub key_id: String,
+    pub level: String,
+    pub mapping: String,
+    pub webhook_url: String,
+}
+
+/// Runs one async test body on both backends, as two `#[tokio::test]`s.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
