@@ -226,21 +226,21 @@ impl PgStore {
         integration_from_row(&row).map_err(map_err)
     }
 
-    /// Reads the integration for update, lets `change` edit it, writes it back: one
-    /// transaction, the row locked throughout so concurrent edits serialise.
+    /// Reads the integration for update, applies `change`, writes it back: one transaction,
+    /// the row locked throughout so concurrent edits serialise.
     async fn change_integration(
         &self,
         app: AppId,
-        change: impl FnOnce(&mut Integration) + Send,
+        change: IntegrationChange,
     ) -> StoreResult<(Integration, Integration)> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut before = Self::ensure_integration_row(&mut tx, app).await?;
-        // The upsert above locked the row; re-read is not needed.
-        let old = before.clone();
-        change(&mut before);
-        let after = Self::write_integration(&mut tx, &before).await?;
+        // The upsert locks the row until the commit.
+        let before = Self::ensure_integration_row(&mut tx, app).await?;
+        let mut after = before.clone();
+        after.apply(change);
+        let after = Self::write_integration(&mut tx, &after).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok((old, after))
+        Ok((before, after))
     }
 }
 
@@ -484,22 +484,14 @@ impl Store for PgStore {
         enable: EnableIntegration,
     ) -> StoreResult<Integration> {
         let (_, after) = self
-            .change_integration(app, |tc| {
-                tc.enabled = true;
-                if tc.webhook_token.is_none() {
-                    tc.webhook_token = Some(enable.token_if_new);
-                }
-                if let Some(hash) = enable.secret_word_hash {
-                    tc.secret_word_hash = Some(hash);
-                }
-            })
+            .change_integration(app, IntegrationChange::Enable(enable))
             .await?;
         Ok(after)
     }
 
     async fn disable_integration(&self, app: AppId) -> StoreResult<Integration> {
         let (_, after) = self
-            .change_integration(app, |tc| tc.enabled = false)
+            .change_integration(app, IntegrationChange::Disable)
             .await?;
         Ok(after)
     }
@@ -510,17 +502,7 @@ impl Store for PgStore {
         patch: IntegrationPatch,
     ) -> StoreResult<Integration> {
         let (_, after) = self
-            .change_integration(app, |tc| {
-                if let Some(hash) = patch.secret_word_hash {
-                    tc.secret_word_hash = hash;
-                }
-                if let Some(mode) = patch.test_mode {
-                    tc.test_mode = mode;
-                }
-                if let Some(c) = patch.cancellation {
-                    tc.cancellation = c;
-                }
-            })
+            .change_integration(app, IntegrationChange::Update(patch))
             .await?;
         Ok(after)
     }
@@ -530,9 +512,8 @@ impl Store for PgStore {
         app: AppId,
         new_token: &str,
     ) -> StoreResult<(Option<String>, Integration)> {
-        let new_token = new_token.to_owned();
         let (before, after) = self
-            .change_integration(app, move |tc| tc.webhook_token = Some(new_token))
+            .change_integration(app, IntegrationChange::RotateToken(new_token.to_owned()))
             .await?;
         Ok((before.webhook_token, after))
     }

@@ -264,12 +264,12 @@ async fn app_exists(conn: &mut sqlx::SqliteConnection, app: AppId) -> StoreResul
 }
 
 impl SqliteStore {
-    /// Reads the integration (defaults if never configured), lets `change` edit it and
+    /// Reads the integration (defaults if never configured), applies `change` and
     /// writes it back, in one write transaction.
     async fn change_integration(
         &self,
         app: AppId,
-        change: impl FnOnce(&mut Integration) + Send,
+        change: IntegrationChange,
     ) -> StoreResult<(Integration, Integration)> {
         let mut tx = self.begin_write().await?;
         let sql =
@@ -285,7 +285,7 @@ impl SqliteStore {
             None => return Err(StoreError::NotFound),
         };
         let mut after = before.clone();
-        change(&mut after);
+        after.apply(change);
         let at = now();
         sqlx::query(
             "insert into thrivecart_integrations \
@@ -564,22 +564,14 @@ impl Store for SqliteStore {
         enable: EnableIntegration,
     ) -> StoreResult<Integration> {
         let (_, after) = self
-            .change_integration(app, |tc| {
-                tc.enabled = true;
-                if tc.webhook_token.is_none() {
-                    tc.webhook_token = Some(enable.token_if_new);
-                }
-                if let Some(hash) = enable.secret_word_hash {
-                    tc.secret_word_hash = Some(hash);
-                }
-            })
+            .change_integration(app, IntegrationChange::Enable(enable))
             .await?;
         Ok(after)
     }
 
     async fn disable_integration(&self, app: AppId) -> StoreResult<Integration> {
         let (_, after) = self
-            .change_integration(app, |tc| tc.enabled = false)
+            .change_integration(app, IntegrationChange::Disable)
             .await?;
         Ok(after)
     }
@@ -590,17 +582,7 @@ impl Store for SqliteStore {
         patch: IntegrationPatch,
     ) -> StoreResult<Integration> {
         let (_, after) = self
-            .change_integration(app, |tc| {
-                if let Some(hash) = patch.secret_word_hash {
-                    tc.secret_word_hash = hash;
-                }
-                if let Some(mode) = patch.test_mode {
-                    tc.test_mode = mode;
-                }
-                if let Some(c) = patch.cancellation {
-                    tc.cancellation = c;
-                }
-            })
+            .change_integration(app, IntegrationChange::Update(patch))
             .await?;
         Ok(after)
     }
@@ -610,9 +592,8 @@ impl Store for SqliteStore {
         app: AppId,
         new_token: &str,
     ) -> StoreResult<(Option<String>, Integration)> {
-        let new_token = new_token.to_owned();
         let (before, after) = self
-            .change_integration(app, move |tc| tc.webhook_token = Some(new_token))
+            .change_integration(app, IntegrationChange::RotateToken(new_token.to_owned()))
             .await?;
         Ok((before.webhook_token, after))
     }

@@ -206,6 +206,48 @@ impl std::fmt::Debug for IntegrationPatch {
     }
 }
 
+/// One change to an integration; [`Integration::apply`] says what each does, so every
+/// backend changes integrations the same way.
+#[derive(Debug, Clone)]
+pub enum IntegrationChange {
+    Enable(EnableIntegration),
+    Disable,
+    Update(IntegrationPatch),
+    /// Replaces the webhook token.
+    RotateToken(String),
+}
+
+impl Integration {
+    /// Applies `change` to this state.
+    pub fn apply(&mut self, change: IntegrationChange) {
+        match change {
+            IntegrationChange::Enable(enable) => {
+                self.enabled = true;
+                // Enabling again keeps the URL ThriveCart already knows.
+                if self.webhook_token.is_none() {
+                    self.webhook_token = Some(enable.token_if_new);
+                }
+                if let Some(hash) = enable.secret_word_hash {
+                    self.secret_word_hash = Some(hash);
+                }
+            }
+            IntegrationChange::Disable => self.enabled = false,
+            IntegrationChange::Update(patch) => {
+                if let Some(hash) = patch.secret_word_hash {
+                    self.secret_word_hash = hash;
+                }
+                if let Some(mode) = patch.test_mode {
+                    self.test_mode = mode;
+                }
+                if let Some(c) = patch.cancellation {
+                    self.cancellation = c;
+                }
+            }
+            IntegrationChange::RotateToken(token) => self.webhook_token = Some(token),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewMapping {
     pub id: MappingId,
