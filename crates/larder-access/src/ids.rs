@@ -79,6 +79,18 @@ typed_id!(
     /// A product mapping: one product key to one access level.
     MappingId
 );
+typed_id!(
+    /// A member of one app.
+    MemberId
+);
+typed_id!(
+    /// A grant of an access level to a member.
+    GrantId
+);
+typed_id!(
+    /// One delivery attempt: an entry of the activity log.
+    DeliveryId
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,421 @@
+//! The access engine, table by table, on the ThriveCart fixtures: no database, a tiny
+//! in-memory world that applies plans the way a store does.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use larder_access::engine::{
+    EffectKind, ExistingMember, ItemState, ItemStatus, Plan, PlanInput, PlanStatus, plan,
+};
+use larder_access::thrivecart::{Action, Delivery, parse_delivery};
+use larder_access::{AccessLevelId, CancellationPolicy, MemberId, ProductKey, TestModePolicy};
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/tests/fixtures/thrivecart/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn delivery(name: &str) -> Delivery {
+    parse_delivery(&fixture(name)).unwrap().unwrap()
+}
+
+const NOW: i64 = 1_790_000_000; // 2026-09
+
+/// Members by email and item states by (order, key): what a store keeps.
+struct World {
+    mappings: HashMap<ProductKey, Vec<AccessLevelId>>,
+    members: HashMap<String, MemberId>,
+    items: HashMap<(String, ProductKey), ItemState>,
+    test_mode: TestModePolicy,
+    cancellation: CancellationPolicy,
+}
+
+impl World {
+    fn new(mapped: &[&str]) -> Self {
+        Self {
+            mappings: mapped
+                .iter()
+                .map(|k| (ProductKey::parse(k).unwrap(), vec![AccessLevelId::new()]))
+                .collect(),
+            members: HashMap::new(),
+            items: HashMap::new(),
+            test_mode: TestModePolicy::Process,
+            cancellation: CancellationPolicy::Immediate,
+        }
+    }
+
+    fn apply(&mut self, name: &str) -> Plan {
+        let d = delivery(name);
+        let order = d.order_id.clone().unwrap_or_default();
+        let items: HashMap<ProductKey, ItemState> = self
+            .items
+            .iter()
+            .filter(|((o, _), _)| *o == order)
+            .map(|((_, k), s)| (k.clone(), s.clone()))
+            .collect();
+        let member = d
+            .customer
+            .as_ref()
+            .and_then(|c| self.members.get(c.email.as_str()))
+            .map(|id| ExistingMember { id: *id });
+        let p = plan(&PlanInput {
+            delivery: &d,
+            mappings: &self.mappings,
+            items: &items,
+            member,
+            test_mode: self.test_mode,
+            cancellation: self.cancellation,
+            now: NOW,
+            new_member_id: MemberId::new(),
+        });
+        if let Some(m) = &p.member {
+            self.members.insert(m.email.to_string(), m.id);
+        }
+        for w in &p.items {
+            let mut levels = items
+                .get(&w.product)
+                .map(|s| s.levels.clone())
+                .unwrap_or_default();
+            if w.member_id.is_some() {
+                for l in &w.grant_levels {
+                    if !levels.contains(l) {
+                        levels.push(*l);
+                    }
+                }
+            }
+            self.items.insert(
+                (order.clone(), w.product.clone()),
+                ItemState {
+                    status: w.status,
+                    status_at: w.status_at,
+                    past_due: w.past_due,
+                    member_id: w.member_id,
+                    levels,
+                    revoke_at: w.revoke_at,
+                    subscription_id: w.subscription_id.clone(),
+                },
+            );
+        }
+        p
+    }
+
+    fn status(&self, order: &str, key: &str) -> Option<ItemStatus> {
+        self.items
+            .get(&(order.to_owned(), ProductKey::parse(key).unwrap()))
+            .map(|s| s.status)
+    }
+}
+
+const ALL: [&str; 4] = ["product-12", "product-7", "bump-7", "upsell-3"];
+
+#[test]
+fn every_fixture_parses_with_the_right_action() {
+    let expected = [
+        (
+            "01-order-success-single-product",
+            "purchase",
+            vec!["product-12"],
+        ),
+        (
+            "02-order-success-bump-and-upsell",
+            "purchase",
+            vec!["product-7", "bump-7", "upsell-3"],
+        ),
+        (
+            "03-order-subscription-payment",
+            "renewal",
+            vec!["product-7"],
+        ),
+        (
+            "04-order-subscription-cancelled",
+            "cancellation",
+            vec!["product-7"],
+        ),
+        ("05-order-subscription-paused", "pause", vec!["product-7"]),
+        ("06-order-subscription-resumed", "resume", vec!["product-7"]),
+        ("07-order-refund-full", "refund", vec!["product-12"]),
+        ("08-order-refund-bump-only", "refund", vec!["bump-7"]),
+        ("09-order-rebill-failed", "rebill_failed", vec!["product-7"]),
+        ("10-affiliate-commission-earned", "none", vec![]),
+        ("11-order-success-test-mode", "purchase", vec!["product-12"]),
+        (
+            "12-order-success-repeat-customer-blank-name",
+            "purchase",
+            vec!["product-7"],
+        ),
+        ("13-cart-abandoned", "none", vec![]),
+    ];
+    for (name, kind, products) in expected {
+        let d = delivery(name);
+        let got = match d.action {
+            Action::Purchase { .. } => "purchase",
+            Action::Renewal { .. } => "renewal",
+            Action::Cancellation { .. } => "cancellation",
+            Action::Pause { .. } => "pause",
+            Action::Resume { .. } => "resume",
+            Action::Refund { .. } => "refund",
+            Action::RebillFailed { .. } => "rebill_failed",
+            Action::NoAccessChange => "none",
+        };
+        assert_eq!(got, kind, "{name}");
+        let keys: Vec<String> = d.products().iter().map(ToString::to_string).collect();
+        assert_eq!(keys, products, "{name}");
+    }
+    // Emails are normalised; blank names are no names; affiliates and viewers are no one.
+    assert_eq!(
+        delivery("02-order-success-bump-and-upsell")
+            .customer
+            .unwrap()
+            .email
+            .as_str(),
+        "jordan.ellis@example.com"
+    );
+    assert_eq!(
+        delivery("12-order-success-repeat-customer-blank-name")
+            .customer
+            .unwrap()
+            .name,
+        None
+    );
+    assert_eq!(delivery("10-affiliate-commission-earned").customer, None);
+    assert_eq!(delivery("13-cart-abandoned").customer, None);
+}
+
+#[test]
+fn a_ping_has_no_event_and_a_purchase_needs_an_email() {
+    assert_eq!(
+        parse_delivery(&serde_json::json!({"thrivecart_secret": "x"})),
+        Ok(None)
+    );
+    let mut doc = fixture("01-order-success-single-product");
+    doc["customer"]["email"] = "null".into();
+    assert!(parse_delivery(&doc).is_err());
+    let mut doc = fixture("08-order-refund-bump-only");
+    doc.as_object_mut().unwrap().remove("refund");
+    assert!(parse_delivery(&doc).is_err());
+    assert!(parse_delivery(&serde_json::json!(["event"])).is_err());
+}
+
+#[test]
+fn jordans_storyline_in_order() {
+    let mut w = World::new(&ALL);
+    let p = w.apply("02-order-success-bump-and-upsell");
+    assert_eq!(p.status, PlanStatus::Applied);
+    let kinds: Vec<EffectKind> = p.effects.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EffectKind::MemberCreated,
+            EffectKind::Granted,
+            EffectKind::Granted,
+            EffectKind::Granted
+        ]
+    );
+    assert_eq!(
+        w.apply("08-order-refund-bump-only").status,
+        PlanStatus::Applied
+    );
+    assert_eq!(w.status("4100456", "bump-7"), Some(ItemStatus::Revoked));
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Active));
+    assert_eq!(w.status("4100456", "upsell-3"), Some(ItemStatus::Active));
+
+    let p = w.apply("03-order-subscription-payment");
+    assert_eq!(p.status, PlanStatus::Applied, "{}", p.message);
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Active));
+    w.apply("05-order-subscription-paused");
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Paused));
+    w.apply("06-order-subscription-resumed");
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Active));
+    let p = w.apply("04-order-subscription-cancelled");
+    assert_eq!(p.effects[0].kind, EffectKind::Revoked);
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Revoked));
+    assert_eq!(w.status("4100456", "upsell-3"), Some(ItemStatus::Active));
+    assert_eq!(w.members.len(), 1);
+}
+
+#[test]
+fn averys_storyline_in_order() {
+    let mut w = World::new(&ALL);
+    w.apply("01-order-success-single-product");
+    w.apply("07-order-refund-full");
+    assert_eq!(w.status("4100123", "product-12"), Some(ItemStatus::Revoked));
+    let p = w.apply("12-order-success-repeat-customer-blank-name");
+    assert!(
+        p.member
+            .as_ref()
+            .is_some_and(|m| !m.create && m.name.is_none())
+    );
+    assert_eq!(w.members.len(), 1);
+    let p = w.apply("09-order-rebill-failed");
+    assert_eq!(p.effects[0].kind, EffectKind::PastDue);
+    assert_eq!(w.status("4101002", "product-7"), Some(ItemStatus::Active));
+}
+
+/// Final states after a storyline, whatever order its deliveries arrive in.
+#[test]
+fn storylines_end_the_same_in_any_order() {
+    let jordan = [
+        "02-order-success-bump-and-upsell",
+        "08-order-refund-bump-only",
+        "03-order-subscription-payment",
+        "05-order-subscription-paused",
+        "06-order-subscription-resumed",
+        "04-order-subscription-cancelled",
+    ];
+    // A few fixed shuffles, including the cancellation first and the purchase last.
+    let orders: [[usize; 6]; 5] = [
+        [5, 4, 3, 2, 1, 0],
+        [5, 0, 1, 2, 3, 4],
+        [1, 0, 2, 3, 4, 5],
+        [3, 2, 0, 1, 4, 5],
+        [2, 3, 4, 5, 1, 0],
+    ];
+    for order in orders {
+        let mut w = World::new(&ALL);
+        for i in order {
+            w.apply(jordan[i]);
+        }
+        assert_eq!(
+            w.status("4100456", "product-7"),
+            Some(ItemStatus::Revoked),
+            "{order:?}"
+        );
+        assert_eq!(
+            w.status("4100456", "bump-7"),
+            Some(ItemStatus::Revoked),
+            "{order:?}"
+        );
+        assert_eq!(
+            w.status("4100456", "upsell-3"),
+            Some(ItemStatus::Active),
+            "{order:?}"
+        );
+        assert_eq!(w.members.len(), 1, "{order:?}");
+    }
+}
+
+#[test]
+fn a_pause_followed_by_an_older_payment_stays_paused() {
+    let mut w = World::new(&ALL);
+    w.apply("02-order-success-bump-and-upsell");
+    w.apply("05-order-subscription-paused");
+    let p = w.apply("03-order-subscription-payment");
+    assert_eq!(p.status, PlanStatus::Ignored, "{}", p.message);
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Paused));
+}
+
+#[test]
+fn unmapped_purchases_create_no_member() {
+    let mut w = World::new(&["product-99"]);
+    let p = w.apply("02-order-success-bump-and-upsell");
+    assert_eq!(p.status, PlanStatus::Unmapped);
+    assert!(p.message.contains("bump-7"));
+    assert!(w.members.is_empty() && w.items.is_empty());
+
+    // Partly mapped: granted what is mapped, the rest listed.
+    let mut w = World::new(&["upsell-3"]);
+    let p = w.apply("02-order-success-bump-and-upsell");
+    assert_eq!(p.status, PlanStatus::Applied);
+    assert!(
+        p.message.contains("Unmapped: product-7, bump-7"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn non_access_events_change_nothing() {
+    for name in ["10-affiliate-commission-earned", "13-cart-abandoned"] {
+        let mut w = World::new(&ALL);
+        let p = w.apply(name);
+        assert_eq!(p.status, PlanStatus::Ignored);
+        assert!(p.member.is_none() && p.items.is_empty() && p.effects.is_empty());
+    }
+}
+
+#[test]
+fn test_mode_is_flagged_or_ignored_by_policy() {
+    let mut w = World::new(&ALL);
+    let p = w.apply("11-order-success-test-mode");
+    assert_eq!(p.status, PlanStatus::Applied);
+    assert!(p.member.unwrap().test);
+    assert!(p.items.iter().all(|i| i.test));
+
+    let mut w = World::new(&ALL);
+    w.test_mode = TestModePolicy::Ignore;
+    let p = w.apply("11-order-success-test-mode");
+    assert_eq!(p.status, PlanStatus::Ignored);
+    assert!(w.members.is_empty());
+}
+
+#[test]
+fn period_end_cancellation_waits_for_the_end_of_the_paid_period() {
+    let mut w = World::new(&ALL);
+    w.cancellation = CancellationPolicy::PeriodEnd;
+    w.apply("02-order-success-bump-and-upsell");
+    // The fixture's period ended in May 2026, before NOW: revoked at once.
+    w.apply("04-order-subscription-cancelled");
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Revoked));
+
+    let mut w = World::new(&ALL);
+    w.cancellation = CancellationPolicy::PeriodEnd;
+    w.apply("02-order-success-bump-and-upsell");
+    let mut doc = fixture("04-order-subscription-cancelled");
+    doc["subscription"]["billing_period_end"] = (NOW + 86_400).to_string().into();
+    let d = parse_delivery(&doc).unwrap().unwrap();
+    let items: HashMap<ProductKey, ItemState> = w
+        .items
+        .iter()
+        .map(|((_, k), s)| (k.clone(), s.clone()))
+        .collect();
+    let p = plan(&PlanInput {
+        delivery: &d,
+        mappings: &w.mappings,
+        items: &items,
+        member: None,
+        test_mode: w.test_mode,
+        cancellation: w.cancellation,
+        now: NOW,
+        new_member_id: MemberId::new(),
+    });
+    assert_eq!(p.items[0].status, ItemStatus::Active);
+    assert_eq!(p.items[0].revoke_at, Some(NOW + 86_400));
+    assert!(p.effects.is_empty());
+}
+
+#[test]
+fn replaying_a_purchase_grants_nothing_twice() {
+    let mut w = World::new(&ALL);
+    w.apply("01-order-success-single-product");
+    let p = w.apply("01-order-success-single-product");
+    assert!(p.effects.is_empty(), "{:?}", p.effects);
+}
+
+#[test]
+fn fingerprints_tell_renewals_from_the_purchase() {
+    use larder_access::thrivecart::fingerprint;
+    let all: Vec<String> = std::fs::read_dir(format!(
+        "{}/tests/fixtures/thrivecart",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .filter_map(|e| {
+        let p = e.unwrap().path();
+        (p.extension()? == "json").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+    })
+    .collect();
+    let mut prints: Vec<String> = all.iter().map(|n| fingerprint(&fixture(n))).collect();
+    prints.sort();
+    prints.dedup();
+    assert_eq!(prints.len(), 13, "every fixture is a distinct delivery");
+    let mut with_id = fixture("02-order-success-bump-and-upsell");
+    with_id["webhook_id"] = "7b1c0e2a-0000-4000-8000-000000000001".into();
+    assert_eq!(
+        fingerprint(&with_id),
+        "webhook:7b1c0e2a-0000-4000-8000-000000000001"
+    );
+}
