@@ -5,6 +5,8 @@
 //! Tokens are resolved through [`Tenancy`], so a burst of requests, or a scan of random
 //! URLs, is answered from the cache.
 
+pub mod decode;
+
 use larder_tenancy::Tenancy;
 use poem::http::StatusCode;
 use poem::web::{Data, Json, Path};
