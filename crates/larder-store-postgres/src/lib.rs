@@ -5,7 +5,11 @@
 //! one transaction; uniqueness and tenant-scoped foreign keys are enforced by constraints,
 //! whose names are matched to [`StoreError`] variants.
 
+mod deliveries;
+
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use larder_access::{
     AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey, TestModePolicy,
@@ -67,7 +71,7 @@ impl PgStore {
 }
 
 /// Maps a database error to what it means for the caller.
-fn map_err(err: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) => {
             match (db.kind(), db.constraint()) {
@@ -449,17 +453,41 @@ impl Store for PgStore {
     }
 
     async fn delete_access_level(&self, app: AppId, id: AccessLevelId) -> StoreResult<()> {
-        // The foreign key from product_mappings refuses the delete while a mapping uses the
-        // level (mapped to AccessLevelInUse); no check-then-act race.
-        let done = sqlx::query("delete from access_levels where app_id = $1 and id = $2")
-            .bind(app.as_uuid())
-            .bind(id.as_uuid())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 {
+        // Lock the level first: a delivery granting it takes a share lock on the same row
+        // (through the grants' foreign key), so the check below cannot go stale. Mappings
+        // are refused by their foreign key (mapped to AccessLevelInUse); revoked grants
+        // cascade with the level.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let found: Option<Uuid> = sqlx::query_scalar(
+            "select id from access_levels where app_id = $1 and id = $2 for update",
+        )
+        .bind(app.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if found.is_none() {
             return Err(StoreError::NotFound);
         }
+        let live: Option<i32> = sqlx::query_scalar(
+            "select 1 from grants where app_id = $1 and access_level_id = $2 \
+             and status in ('active', 'paused') limit 1",
+        )
+        .bind(app.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if live.is_some() {
+            return Err(StoreError::AccessLevelInUse);
+        }
+        sqlx::query("delete from access_levels where app_id = $1 and id = $2")
+            .bind(app.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -571,6 +599,84 @@ impl Store for PgStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(map_err)?;
         Ok(page.paginate(mappings, |m| m.id.as_uuid()))
+    }
+
+    async fn all_mappings(&self, app: AppId) -> StoreResult<Vec<Mapping>> {
+        let rows = sqlx::query(
+            "select id, app_id, product, access_level_id, created_at from product_mappings \
+             where app_id = $1 order by id",
+        )
+        .bind(app.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(mapping_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: NewDelivery,
+        status: DeliveryStatus,
+        message: &str,
+    ) -> StoreResult<()> {
+        self.record_delivery_impl(delivery, status, message).await
+    }
+
+    async fn apply_delivery(
+        &self,
+        delivery: NewDelivery,
+        apply: ApplyDelivery,
+    ) -> StoreResult<AppliedDelivery> {
+        self.apply_delivery_impl(delivery, apply).await
+    }
+
+    async fn list_activity(
+        &self,
+        app: AppId,
+        filter: ActivityFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<DeliveryRecord>> {
+        self.list_activity_impl(app, filter, page).await
+    }
+
+    async fn get_activity(
+        &self,
+        app: AppId,
+        id: larder_access::DeliveryId,
+    ) -> StoreResult<DeliveryRecord> {
+        self.get_activity_impl(app, id).await
+    }
+
+    async fn unmapped_products(&self, app: AppId) -> StoreResult<Vec<UnmappedProduct>> {
+        self.unmapped_products_impl(app).await
+    }
+
+    async fn list_members(
+        &self,
+        app: AppId,
+        filter: MemberFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Member>> {
+        self.list_members_impl(app, filter, page).await
+    }
+
+    async fn get_member(
+        &self,
+        app: AppId,
+        id: larder_access::MemberId,
+    ) -> StoreResult<(Member, Vec<Grant>)> {
+        self.get_member_impl(app, id).await
+    }
+
+    async fn revoke_due_items(&self, now: i64) -> StoreResult<u64> {
+        self.revoke_due_items_impl(now).await
+    }
+
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_deliveries_impl(before).await
     }
 
     async fn delete_mapping(&self, app: AppId, id: MappingId) -> StoreResult<()> {

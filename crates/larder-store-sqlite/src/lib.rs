@@ -8,6 +8,8 @@
 //! constraints (the level belongs to the app, the level is unused) are checked explicitly
 //! inside those transactions; uniqueness is still enforced by unique indexes.
 
+mod deliveries;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -101,7 +103,9 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -525,8 +529,17 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        if used.is_some() {
-            // The mapping's foreign key proves the level exists.
+        let live: Option<i64> = sqlx::query_scalar(
+            "select 1 from grants where app_id = ?1 and access_level_id = ?2 \
+             and status in ('active', 'paused') limit 1",
+        )
+        .bind(app.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if used.is_some() || live.is_some() {
+            // A mapping's or a grant's foreign key proves the level exists.
             return Err(StoreError::AccessLevelInUse);
         }
         let done = sqlx::query("delete from access_levels where app_id = ?1 and id = ?2")
@@ -660,6 +673,84 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         let mappings = collect(&rows, mapping_from_row)?;
         Ok(page.paginate(mappings, |m| m.id.as_uuid()))
+    }
+
+    async fn all_mappings(&self, app: AppId) -> StoreResult<Vec<Mapping>> {
+        let rows = sqlx::query(
+            "select id, app_id, product, access_level_id, created_at from product_mappings \
+             where app_id = ?1 order by id",
+        )
+        .bind(app.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(mapping_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: NewDelivery,
+        status: DeliveryStatus,
+        message: &str,
+    ) -> StoreResult<()> {
+        self.record_delivery_impl(delivery, status, message).await
+    }
+
+    async fn apply_delivery(
+        &self,
+        delivery: NewDelivery,
+        apply: ApplyDelivery,
+    ) -> StoreResult<AppliedDelivery> {
+        self.apply_delivery_impl(delivery, apply).await
+    }
+
+    async fn list_activity(
+        &self,
+        app: AppId,
+        filter: ActivityFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<DeliveryRecord>> {
+        self.list_activity_impl(app, filter, page).await
+    }
+
+    async fn get_activity(
+        &self,
+        app: AppId,
+        id: larder_access::DeliveryId,
+    ) -> StoreResult<DeliveryRecord> {
+        self.get_activity_impl(app, id).await
+    }
+
+    async fn unmapped_products(&self, app: AppId) -> StoreResult<Vec<UnmappedProduct>> {
+        self.unmapped_products_impl(app).await
+    }
+
+    async fn list_members(
+        &self,
+        app: AppId,
+        filter: MemberFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Member>> {
+        self.list_members_impl(app, filter, page).await
+    }
+
+    async fn get_member(
+        &self,
+        app: AppId,
+        id: larder_access::MemberId,
+    ) -> StoreResult<(Member, Vec<Grant>)> {
+        self.get_member_impl(app, id).await
+    }
+
+    async fn revoke_due_items(&self, now: i64) -> StoreResult<u64> {
+        self.revoke_due_items_impl(now).await
+    }
+
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_deliveries_impl(before).await
     }
 
     async fn delete_mapping(&self, app: AppId, id: MappingId) -> StoreResult<()> {

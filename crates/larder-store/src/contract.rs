@@ -37,6 +37,14 @@ macro_rules! contract_cases {
             mappings_round_trip,
             mapping_rules,
             mappings_are_scoped_to_their_app,
+            purchases_create_members_and_grants_once,
+            lifecycle_events_follow_their_item,
+            activity_is_listed_newest_first_and_filtered,
+            unmapped_products_are_reported_until_mapped,
+            live_grants_keep_their_level_alive,
+            period_end_revocations_happen_when_due,
+            old_activity_is_pruned,
+            deliveries_are_scoped_to_their_app,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -595,4 +603,425 @@ pub async fn mappings_are_scoped_to_their_app(store: &dyn Store) {
         Err(StoreError::NotFound)
     ));
     assert_eq!(all_mappings(store, a.id).await, vec![m]);
+}
+
+// --- deliveries ---------------------------------------------------------------------------
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            "../../larder-access/tests/fixtures/thrivecart/",
+            $name,
+            ".json"
+        ))
+    };
+}
+
+const NOW: i64 = 1_790_000_000;
+
+fn doc(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn new_delivery(app: AppId, doc: &serde_json::Value) -> NewDelivery {
+    let d = larder_access::thrivecart::parse_delivery(doc).unwrap();
+    NewDelivery {
+        id: larder_access::DeliveryId::new(),
+        app_id: app,
+        received_at: chrono::Utc::now(),
+        event: d.as_ref().map(|d| d.event.clone()),
+        mode: d.as_ref().map(|d| d.mode.as_str().to_owned()),
+        order_id: d.as_ref().and_then(|d| d.order_id.clone()),
+        customer_email: d
+            .as_ref()
+            .and_then(|d| d.customer.as_ref())
+            .map(|c| c.email.to_string()),
+        products: d
+            .as_ref()
+            .map(|d| d.products().iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        verified: true,
+        payload: Some(doc.clone()),
+        replay_of: None,
+    }
+}
+
+async fn deliver_with(
+    store: &dyn Store,
+    app: AppId,
+    doc: &serde_json::Value,
+    cancellation: CancellationPolicy,
+) -> AppliedDelivery {
+    let mappings = all_mappings(store, app).await;
+    let mut map: std::collections::HashMap<ProductKey, Vec<AccessLevelId>> = Default::default();
+    for m in mappings {
+        map.entry(m.product).or_default().push(m.access_level_id);
+    }
+    store
+        .apply_delivery(
+            new_delivery(app, doc),
+            ApplyDelivery {
+                fingerprint: Some(larder_access::thrivecart::fingerprint(doc)),
+                delivery: larder_access::thrivecart::parse_delivery(doc)
+                    .unwrap()
+                    .unwrap(),
+                mappings: map,
+                test_mode: TestModePolicy::Process,
+                cancellation,
+                now: NOW,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn deliver(store: &dyn Store, app: AppId, doc: &serde_json::Value) -> AppliedDelivery {
+    deliver_with(store, app, doc, CancellationPolicy::Immediate).await
+}
+
+/// An app mapping the fixtures' four products to one level each.
+async fn shop(
+    store: &dyn Store,
+) -> (
+    AppId,
+    std::collections::HashMap<&'static str, AccessLevelId>,
+) {
+    let a = app(store, "shop").await;
+    let mut levels = std::collections::HashMap::new();
+    for key in ["product-12", "product-7", "bump-7", "upsell-3"] {
+        let l = level(store, a.id, key).await;
+        store
+            .create_mapping(mapping(a.id, key, l.id))
+            .await
+            .unwrap();
+        levels.insert(key, l.id);
+    }
+    (a.id, levels)
+}
+
+async fn only_member(store: &dyn Store, app: AppId) -> (Member, Vec<Grant>) {
+    let members = store
+        .list_members(app, MemberFilter::default(), PageRequest::first(200))
+        .await
+        .unwrap();
+    assert_eq!(members.items.len(), 1, "{members:?}");
+    store.get_member(app, members.items[0].id).await.unwrap()
+}
+
+fn statuses(grants: &[Grant]) -> std::collections::BTreeMap<String, String> {
+    grants
+        .iter()
+        .map(|g| (g.product.clone().unwrap_or_default(), g.status.clone()))
+        .collect()
+}
+
+pub async fn purchases_create_members_and_grants_once(store: &dyn Store) {
+    let (app, levels) = shop(store).await;
+    let purchase = doc(fixture!("02-order-success-bump-and-upsell"));
+    let first = deliver(store, app, &purchase).await;
+    assert_eq!(first.status, DeliveryStatus::Applied, "{}", first.message);
+    let again = deliver(store, app, &purchase).await;
+    assert_eq!(again.status, DeliveryStatus::Duplicate);
+    assert!(again.message.contains(&first.id.to_string()));
+
+    let (member, grants) = only_member(store, app).await;
+    assert_eq!(member.email, "jordan.ellis@example.com");
+    assert_eq!(member.name.as_deref(), Some("Jordan Ellis-Müller"));
+    assert!(!member.test);
+    assert_eq!(grants.len(), 3);
+    assert!(
+        grants
+            .iter()
+            .all(|g| g.status == "active" && g.source == "thrivecart")
+    );
+    assert!(
+        grants
+            .iter()
+            .all(|g| g.order_id.as_deref() == Some("4100456"))
+    );
+    let mut got: Vec<AccessLevelId> = member.access_levels.iter().map(|l| l.id).collect();
+    got.sort();
+    let mut want = vec![levels["product-7"], levels["bump-7"], levels["upsell-3"]];
+    want.sort();
+    assert_eq!(got, want);
+
+    let entry = store.get_activity(app, first.id).await.unwrap();
+    assert_eq!(entry.status, DeliveryStatus::Applied);
+    assert_eq!(entry.products, ["product-7", "bump-7", "upsell-3"]);
+    assert_eq!(
+        entry.customer_email.as_deref(),
+        Some("jordan.ellis@example.com")
+    );
+    assert_eq!(entry.payload.as_ref(), Some(&purchase));
+    let kinds: Vec<&str> = entry
+        .effects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["member_created", "granted", "granted", "granted"]);
+    let dup = store.get_activity(app, again.id).await.unwrap();
+    assert_eq!(dup.status, DeliveryStatus::Duplicate);
+    assert_eq!(dup.effects, serde_json::json!([]));
+
+    // The same person buying again is the same member; a blank name changes nothing.
+    let avery = doc(fixture!("01-order-success-single-product"));
+    deliver(store, app, &avery).await;
+    let repeat = doc(fixture!("12-order-success-repeat-customer-blank-name"));
+    assert_eq!(
+        deliver(store, app, &repeat).await.status,
+        DeliveryStatus::Applied
+    );
+    let page = store
+        .list_members(
+            app,
+            MemberFilter {
+                email: Some("avery.quinn@example.com".into()),
+                ..Default::default()
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].name.as_deref(), Some("Avery Quinn"));
+    let (_, grants) = store.get_member(app, page.items[0].id).await.unwrap();
+    assert_eq!(grants.len(), 2);
+}
+
+pub async fn lifecycle_events_follow_their_item(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    for name in [
+        fixture!("02-order-success-bump-and-upsell"),
+        fixture!("08-order-refund-bump-only"),
+        fixture!("03-order-subscription-payment"),
+        fixture!("05-order-subscription-paused"),
+    ] {
+        let done = deliver(store, app, &doc(name)).await;
+        assert_eq!(done.status, DeliveryStatus::Applied, "{}", done.message);
+    }
+    let (_, grants) = only_member(store, app).await;
+    let got = statuses(&grants);
+    assert_eq!(got["product-7"], "paused");
+    assert_eq!(got["bump-7"], "revoked");
+    assert_eq!(got["upsell-3"], "active");
+    deliver(store, app, &doc(fixture!("06-order-subscription-resumed"))).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("04-order-subscription-cancelled")),
+    )
+    .await;
+    let (member, grants) = only_member(store, app).await;
+    let got = statuses(&grants);
+    assert_eq!(got["product-7"], "revoked");
+    assert_eq!(got["upsell-3"], "active");
+    assert_eq!(member.access_levels.len(), 1);
+}
+
+pub async fn activity_is_listed_newest_first_and_filtered(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    let a = deliver(
+        store,
+        app,
+        &doc(fixture!("01-order-success-single-product")),
+    )
+    .await;
+    let b = deliver(store, app, &doc(fixture!("13-cart-abandoned"))).await;
+    let c = deliver(store, app, &doc(fixture!("07-order-refund-full"))).await;
+    assert_eq!(b.status, DeliveryStatus::Ignored);
+    let all = store
+        .list_activity(app, ActivityFilter::default(), PageRequest::first(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.items.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [c.id, b.id]
+    );
+    assert!(all.items.iter().all(|d| d.payload.is_none()));
+    let rest = store
+        .list_activity(
+            app,
+            ActivityFilter::default(),
+            PageRequest::first(2).after(all.next.unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.iter().map(|d| d.id).collect::<Vec<_>>(), [a.id]);
+    assert_eq!(rest.next, None);
+
+    let by = |filter: ActivityFilter| async move {
+        store
+            .list_activity(app, filter, PageRequest::first(50))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by(ActivityFilter {
+            status: Some(DeliveryStatus::Ignored),
+            ..Default::default()
+        })
+        .await,
+        [b.id]
+    );
+    assert_eq!(
+        by(ActivityFilter {
+            event: Some("order.refund".into()),
+            ..Default::default()
+        })
+        .await,
+        [c.id]
+    );
+    assert_eq!(
+        by(ActivityFilter {
+            product: Some("product-12".into()),
+            ..Default::default()
+        })
+        .await,
+        [c.id, a.id]
+    );
+    assert_eq!(
+        by(ActivityFilter {
+            email: Some("avery.quinn@example.com".into()),
+            ..Default::default()
+        })
+        .await,
+        [c.id, a.id]
+    );
+    assert!(
+        by(ActivityFilter {
+            product: Some("bump-7".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+}
+
+pub async fn unmapped_products_are_reported_until_mapped(store: &dyn Store) {
+    let a = app(store, "a").await;
+    let purchase = doc(fixture!("02-order-success-bump-and-upsell"));
+    let done = deliver(store, a.id, &purchase).await;
+    assert_eq!(done.status, DeliveryStatus::Unmapped);
+    assert!(
+        store
+            .list_members(a.id, MemberFilter::default(), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let unmapped = store.unmapped_products(a.id).await.unwrap();
+    let mut keys: Vec<&str> = unmapped.iter().map(|u| u.product.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["bump-7", "product-7", "upsell-3"]);
+    assert!(unmapped.iter().all(|u| u.deliveries == 1));
+
+    let gold = level(store, a.id, "Gold").await;
+    store
+        .create_mapping(mapping(a.id, "bump-7", gold.id))
+        .await
+        .unwrap();
+    let unmapped = store.unmapped_products(a.id).await.unwrap();
+    assert_eq!(unmapped.len(), 2);
+    assert!(unmapped.iter().all(|u| u.product != "bump-7"));
+}
+
+pub async fn live_grants_keep_their_level_alive(store: &dyn Store) {
+    let (app, levels) = shop(store).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("01-order-success-single-product")),
+    )
+    .await;
+    let level = levels["product-12"];
+    let m = all_mappings(store, app)
+        .await
+        .into_iter()
+        .find(|m| m.access_level_id == level)
+        .unwrap();
+    store.delete_mapping(app, m.id).await.unwrap();
+    assert!(matches!(
+        store.delete_access_level(app, level).await,
+        Err(StoreError::AccessLevelInUse)
+    ));
+    // Revoked grants do not count.
+    deliver(store, app, &doc(fixture!("07-order-refund-full"))).await;
+    store.delete_access_level(app, level).await.unwrap();
+    let (_, grants) = only_member(store, app).await;
+    assert!(grants.is_empty());
+}
+
+pub async fn period_end_revocations_happen_when_due(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("02-order-success-bump-and-upsell")),
+    )
+    .await;
+    let mut cancel = doc(fixture!("04-order-subscription-cancelled"));
+    cancel["subscription"]["billing_period_end"] = (NOW + 3600).to_string().into();
+    let done = deliver_with(store, app, &cancel, CancellationPolicy::PeriodEnd).await;
+    assert_eq!(done.status, DeliveryStatus::Applied);
+    assert_eq!(
+        statuses(&only_member(store, app).await.1)["product-7"],
+        "active"
+    );
+    assert_eq!(store.revoke_due_items(NOW).await.unwrap(), 0);
+    assert_eq!(store.revoke_due_items(NOW + 3600).await.unwrap(), 1);
+    assert_eq!(
+        statuses(&only_member(store, app).await.1)["product-7"],
+        "revoked"
+    );
+    assert_eq!(store.revoke_due_items(NOW + 7200).await.unwrap(), 0);
+}
+
+pub async fn old_activity_is_pruned(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    let purchase = doc(fixture!("01-order-success-single-product"));
+    deliver(store, app, &purchase).await;
+    let cutoff = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(
+        store
+            .prune_deliveries(cutoff - chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.prune_deliveries(cutoff).await.unwrap(), 1);
+    let left = store
+        .list_activity(app, ActivityFilter::default(), PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
+    // Members and grants stay; only the log goes.
+    assert_eq!(only_member(store, app).await.1.len(), 1);
+}
+
+pub async fn deliveries_are_scoped_to_their_app(store: &dyn Store) {
+    let (a, _) = shop(store).await;
+    let (b, _) = shop(store).await;
+    let purchase = doc(fixture!("01-order-success-single-product"));
+    let in_a = deliver(store, a, &purchase).await;
+    // The same delivery to another app is that app's own, not a duplicate.
+    assert_eq!(
+        deliver(store, b, &purchase).await.status,
+        DeliveryStatus::Applied
+    );
+    assert!(matches!(
+        store.get_activity(b, in_a.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let (member_a, _) = only_member(store, a).await;
+    assert!(matches!(
+        store.get_member(b, member_a.id).await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -17,6 +17,7 @@ pub mod contract;
 pub use error::{BoxError, StoreError};
 pub use records::*;
 
+use chrono::{DateTime, Utc};
 use larder_access::{AccessLevelId, ApiKeyId, AppId, MappingId, Name};
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -68,7 +69,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         id: AccessLevelId,
         name: Name,
     ) -> StoreResult<AccessLevel>;
-    /// `AccessLevelInUse` while a mapping (or, from issue #3, a live grant) refers to it.
+    /// `AccessLevelInUse` while a mapping or an active or paused grant refers to it.
     async fn delete_access_level(&self, app: AppId, id: AccessLevelId) -> StoreResult<()>;
 
     // --- the ThriveCart integration -----------------------------------------------------
@@ -104,6 +105,67 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_mapping(&self, mapping: NewMapping) -> StoreResult<Mapping>;
     async fn list_mappings(&self, app: AppId, page: PageRequest) -> StoreResult<Page<Mapping>>;
     async fn delete_mapping(&self, app: AppId, id: MappingId) -> StoreResult<()>;
+    /// Every mapping of the app (the webhook path caches this).
+    async fn all_mappings(&self, app: AppId) -> StoreResult<Vec<Mapping>>;
+
+    // --- deliveries -----------------------------------------------------------------------
+
+    /// Records a delivery that changes nothing (ping, rejected, invalid, duplicate, failed).
+    async fn record_delivery(
+        &self,
+        delivery: NewDelivery,
+        status: DeliveryStatus,
+        message: &str,
+    ) -> StoreResult<()>;
+
+    /// Applies a delivery: in one transaction, claims its fingerprint (a claimed one makes
+    /// it a `duplicate`, recorded and otherwise changing nothing), reads the state of its
+    /// order and member, plans with [`larder_access::engine::plan`], writes the member, the
+    /// items, the grants and the activity entry. All or nothing: an error leaves no trace,
+    /// not even the fingerprint, so a retry applies it.
+    async fn apply_delivery(
+        &self,
+        delivery: NewDelivery,
+        apply: ApplyDelivery,
+    ) -> StoreResult<AppliedDelivery>;
+
+    /// The app's activity log, newest first; `page.after` continues after an older entry.
+    async fn list_activity(
+        &self,
+        app: AppId,
+        filter: ActivityFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<DeliveryRecord>>;
+    /// One entry with its payload and effects.
+    async fn get_activity(
+        &self,
+        app: AppId,
+        id: larder_access::DeliveryId,
+    ) -> StoreResult<DeliveryRecord>;
+    /// Product keys seen in the app's deliveries that no mapping covers now.
+    async fn unmapped_products(&self, app: AppId) -> StoreResult<Vec<UnmappedProduct>>;
+
+    // --- members --------------------------------------------------------------------------
+
+    async fn list_members(
+        &self,
+        app: AppId,
+        filter: MemberFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Member>>;
+    async fn get_member(
+        &self,
+        app: AppId,
+        id: larder_access::MemberId,
+    ) -> StoreResult<(Member, Vec<Grant>)>;
+
+    // --- background work ------------------------------------------------------------------
+
+    /// Revokes items whose period-end cancellation is due (`revoke_at <= now`), in every app.
+    /// Returns how many grants it revoked.
+    async fn revoke_due_items(&self, now: i64) -> StoreResult<u64>;
+    /// Deletes activity entries (and fingerprints) older than `before`.
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// The two storage backends.

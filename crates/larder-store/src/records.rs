@@ -264,3 +264,203 @@ pub struct Mapping {
     pub access_level_id: AccessLevelId,
     pub created_at: DateTime<Utc>,
 }
+
+// --- deliveries (the activity log) ------------------------------------------------------
+
+/// The outcome of one delivery attempt, as the activity log shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Applied,
+    Duplicate,
+    Unmapped,
+    Ignored,
+    Rejected,
+    Invalid,
+    Failed,
+    Ping,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 8] = [
+        DeliveryStatus::Applied,
+        DeliveryStatus::Duplicate,
+        DeliveryStatus::Unmapped,
+        DeliveryStatus::Ignored,
+        DeliveryStatus::Rejected,
+        DeliveryStatus::Invalid,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Ping,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Applied => "applied",
+            DeliveryStatus::Duplicate => "duplicate",
+            DeliveryStatus::Unmapped => "unmapped",
+            DeliveryStatus::Ignored => "ignored",
+            DeliveryStatus::Rejected => "rejected",
+            DeliveryStatus::Invalid => "invalid",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Ping => "ping",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl From<larder_access::engine::PlanStatus> for DeliveryStatus {
+    fn from(s: larder_access::engine::PlanStatus) -> Self {
+        use larder_access::engine::PlanStatus;
+        match s {
+            PlanStatus::Applied => DeliveryStatus::Applied,
+            PlanStatus::Ignored => DeliveryStatus::Ignored,
+            PlanStatus::Unmapped => DeliveryStatus::Unmapped,
+        }
+    }
+}
+
+/// What is recorded of every delivery, whatever its outcome.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: larder_access::DeliveryId,
+    pub app_id: AppId,
+    pub received_at: DateTime<Utc>,
+    pub event: Option<String>,
+    pub mode: Option<String>,
+    pub order_id: Option<String>,
+    /// Normalised (trimmed, lowercased).
+    pub customer_email: Option<String>,
+    pub products: Vec<String>,
+    /// Whether the secret word was checked (false when the app has none).
+    pub verified: bool,
+    /// The decoded delivery, secret word redacted; `None` when it could not be decoded.
+    pub payload: Option<serde_json::Value>,
+    /// The entry this one replays.
+    pub replay_of: Option<larder_access::DeliveryId>,
+}
+
+/// Everything [`crate::Store::apply_delivery`] needs besides the record.
+#[derive(Debug, Clone)]
+pub struct ApplyDelivery {
+    /// `None` for a replay, which never counts as a duplicate.
+    pub fingerprint: Option<String>,
+    pub delivery: larder_access::thrivecart::Delivery,
+    pub mappings: std::collections::HashMap<ProductKey, Vec<AccessLevelId>>,
+    pub test_mode: TestModePolicy,
+    pub cancellation: CancellationPolicy,
+    /// Now, in unix seconds.
+    pub now: i64,
+}
+
+/// The outcome of [`crate::Store::apply_delivery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedDelivery {
+    /// The id of the activity entry written for this attempt.
+    pub id: larder_access::DeliveryId,
+    pub status: DeliveryStatus,
+    pub message: String,
+}
+
+/// An activity log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: larder_access::DeliveryId,
+    pub app_id: AppId,
+    pub received_at: DateTime<Utc>,
+    pub event: Option<String>,
+    pub mode: Option<String>,
+    pub status: DeliveryStatus,
+    pub order_id: Option<String>,
+    pub customer_email: Option<String>,
+    pub products: Vec<String>,
+    pub message: String,
+    pub verified: bool,
+    /// Only filled by [`crate::Store::get_activity`].
+    pub payload: Option<serde_json::Value>,
+    /// A JSON array of `{kind, member_id, access_level_id?, product?}`.
+    pub effects: serde_json::Value,
+    pub replay_of: Option<larder_access::DeliveryId>,
+}
+
+/// Filters of the activity log; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub status: Option<DeliveryStatus>,
+    pub event: Option<String>,
+    pub product: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A product key seen in deliveries that has no mapping now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmappedProduct {
+    pub product: String,
+    pub deliveries: i64,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+// --- members and grants -----------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelRef {
+    pub id: AccessLevelId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: larder_access::MemberId,
+    pub app_id: AppId,
+    pub email: String,
+    pub name: Option<String>,
+    pub test: bool,
+    pub created_at: DateTime<Utc>,
+    /// Levels with at least one active grant, by name.
+    pub access_levels: Vec<LevelRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: larder_access::GrantId,
+    pub access_level_id: AccessLevelId,
+    /// `thrivecart` or `manual`.
+    pub source: String,
+    pub product: Option<String>,
+    pub order_id: Option<String>,
+    /// `active`, `paused` or `revoked`.
+    pub status: String,
+    pub past_due: bool,
+    pub test: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MemberFilter {
+    /// Exact match on the normalised email.
+    pub email: Option<String>,
+    /// Members with an active grant of this level.
+    pub access_level_id: Option<AccessLevelId>,
+}
+
+/// Effects as stored in the activity log.
+pub fn effects_json(effects: &[larder_access::engine::Effect]) -> serde_json::Value {
+    serde_json::Value::Array(
+        effects
+            .iter()
+            .map(|e| {
+                let mut o = serde_json::Map::new();
+                o.insert("kind".into(), e.kind.as_str().into());
+                o.insert("member_id".into(), e.member_id.to_string().into());
+                if let Some(l) = e.access_level_id {
+                    o.insert("access_level_id".into(), l.to_string().into());
+                }
+                if let Some(p) = &e.product {
+                    o.insert("product".into(), p.to_string().into());
+                }
+                serde_json::Value::Object(o)
+            })
+            .collect(),
+    )
+}
