@@ -6,16 +6,19 @@
 //! shared body of [`error::ErrorBody`]. The operator may act on every app; an app's API key
 //! only on its own, and another app's objects answer 404.
 
+mod activity;
 mod apps;
 mod auth;
 pub mod body;
 pub mod error;
 mod levels;
+mod members;
 pub mod paging;
 mod thrivecart;
 
 use std::sync::Arc;
 
+use larder_gateway::Gateway;
 use larder_tenancy::Tenancy;
 use poem_openapi::Tags;
 
@@ -25,6 +28,7 @@ pub use error::{ApiError, ErrorBody, error_response};
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub tenancy: Tenancy,
+    pub gateway: Gateway,
     /// Base of webhook URLs, without a trailing slash.
     pub public_url: Arc<str>,
 }
@@ -32,6 +36,7 @@ pub struct AdminState {
 impl AdminState {
     pub fn new(tenancy: Tenancy, public_url: &str) -> Self {
         Self {
+            gateway: Gateway::new(tenancy.clone()),
             tenancy,
             public_url: public_url.trim_end_matches('/').into(),
         }
@@ -50,12 +55,22 @@ enum Tag {
     AccessLevels,
     /// An app's ThriveCart integration: webhook URL, secret word, policies, product mappings.
     Thrivecart,
+    /// Members and the access their purchases gave them.
+    Members,
+    /// Every ThriveCart delivery and what became of it; replays.
+    Activity,
 }
 
 /// The admin API as one poem-openapi service value.
 pub fn admin_api(
     state: AdminState,
-) -> (apps::AppsApi, levels::LevelsApi, thrivecart::ThriveCartApi) {
+) -> (
+    apps::AppsApi,
+    levels::LevelsApi,
+    thrivecart::ThriveCartApi,
+    members::MembersApi,
+    activity::ActivityApi,
+) {
     (
         apps::AppsApi {
             state: state.clone(),
@@ -63,7 +78,13 @@ pub fn admin_api(
         levels::LevelsApi {
             state: state.clone(),
         },
-        thrivecart::ThriveCartApi { state },
+        thrivecart::ThriveCartApi {
+            state: state.clone(),
+        },
+        members::MembersApi {
+            state: state.clone(),
+        },
+        activity::ActivityApi { state },
     )
 }
 

@@ -138,6 +138,22 @@ pub struct MappingList {
     pub next_cursor: Option<String>,
 }
 
+/// A product key seen in deliveries that no mapping covers now.
+#[derive(Debug, Object)]
+pub struct UnmappedProductView {
+    pub product: String,
+    /// How many deliveries named it.
+    pub deliveries: i64,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct UnmappedProductList {
+    pub items: Vec<UnmappedProductView>,
+    /// Always null: the list is short and comes whole.
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, ApiResponse)]
 pub enum CreatedMapping {
     /// The mapping was created.
@@ -369,6 +385,7 @@ impl ThriveCartApi {
             })
             .await
             .map_err(|e| ApiError::from_store(e, "mapping"))?;
+        self.state.tenancy.mappings_changed(app).await?;
         Ok(CreatedMapping::Created(Json(mapping.into())))
     }
 
@@ -401,6 +418,41 @@ impl ThriveCartApi {
         Ok(Json(MappingList { items, next_cursor }))
     }
 
+    /// List unmapped products
+    ///
+    /// Product keys that deliveries named and no mapping covers now, most recent first:
+    /// where an admin finds a product ID after the first purchase.
+    #[oai(
+        path = "/:app_id/thrivecart/unmapped-products",
+        method = "get",
+        operation_id = "listUnmappedProducts"
+    )]
+    async fn unmapped_products(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+    ) -> Result<Json<UnmappedProductList>, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let items = self
+            .state
+            .tenancy
+            .store()
+            .unmapped_products(app)
+            .await
+            .map_err(|e| ApiError::from_store(e, "app"))?
+            .into_iter()
+            .map(|u| UnmappedProductView {
+                product: u.product,
+                deliveries: u.deliveries,
+                last_seen_at: u.last_seen_at,
+            })
+            .collect();
+        Ok(Json(UnmappedProductList {
+            items,
+            next_cursor: None,
+        }))
+    }
+
     /// Delete a product mapping
     #[oai(
         path = "/:app_id/thrivecart/mappings/:mapping_id",
@@ -421,6 +473,7 @@ impl ThriveCartApi {
             .delete_mapping(app, id)
             .await
             .map_err(|e| ApiError::from_store(e, "mapping"))?;
+        self.state.tenancy.mappings_changed(app).await?;
         Ok(Deleted::NoContent)
     }
 }

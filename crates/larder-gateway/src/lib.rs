@@ -1,11 +1,14 @@
 //! Larder's ThriveCart webhook gateway.
 //!
 //! ThriveCart checks a webhook URL with a `HEAD` (or `GET`) before it saves it: the URL of
-//! an enabled integration answers 200, any other 404. Deliveries (`POST`) are issue #3.
-//! Tokens are resolved through [`Tenancy`], so a burst of requests, or a scan of random
-//! URLs, is answered from the cache.
+//! an enabled integration answers 200, any other 404. Deliveries are `POST`ed to the same
+//! URL and handled by [`Gateway::receive`]. Tokens are resolved through [`Tenancy`], so a
+//! burst of requests, or a scan of random URLs, is answered from the cache.
 
 pub mod decode;
+mod intake;
+
+pub use intake::{Gateway, ReplayError, Reply};
 
 use larder_tenancy::Tenancy;
 use poem::http::StatusCode;
@@ -14,13 +17,53 @@ use poem::{IntoResponse, Response, RouteMethod, get, handler};
 
 /// The operation name webhook verification is counted under.
 pub const VERIFY_OPERATION: &str = "verifyThriveCartWebhook";
+/// The operation name deliveries are counted under.
+pub const RECEIVE_OPERATION: &str = "receiveThriveCartWebhook";
+
+/// Largest delivery body read (413 beyond).
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 
 /// Where the webhook endpoint is mounted.
 pub const WEBHOOK_PATH: &str = "/webhooks/thrivecart/:token";
 
-/// The endpoint at [`WEBHOOK_PATH`]; it needs a [`Tenancy`] in the request data.
+/// The endpoint at [`WEBHOOK_PATH`]; it needs a [`Tenancy`] and a [`Gateway`] in the
+/// request data.
 pub fn webhook_endpoint() -> RouteMethod {
-    get(verify_webhook_url).head(verify_webhook_url)
+    get(verify_webhook_url)
+        .head(verify_webhook_url)
+        .post(receive_delivery)
+}
+
+#[handler]
+async fn receive_delivery(
+    Path(token): Path<String>,
+    req: &poem::Request,
+    body: poem::Body,
+    gateway: Data<&Gateway>,
+) -> Response {
+    let bytes = match body.into_bytes_limit(MAX_WEBHOOK_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The delivery is larger than 1 MiB.",
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_payload",
+                "The body could not be read.",
+            );
+        }
+    };
+    let reply = gateway.receive(&token, req.content_type(), &bytes).await;
+    Json(reply.body)
+        .with_status(
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )
+        .into_response()
 }
 
 /// 200 while the token's integration is enabled, 404 otherwise.

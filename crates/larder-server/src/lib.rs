@@ -4,6 +4,7 @@
 //! caches connected, operator token in place); [`serve`] runs it on a listener. Tests use
 //! the same two functions, so what they exercise is what `larder serve` runs.
 
+mod background;
 mod http;
 pub mod metrics;
 pub mod settings;
@@ -87,16 +88,7 @@ pub async fn open_store(db: &Database) -> Result<Arc<dyn Store>, StartError> {
 
 const API_TITLE: &str = "Larder";
 
-fn openapi_service(
-    state: AdminState,
-) -> OpenApiService<
-    (
-        impl poem_openapi::OpenApi,
-        impl poem_openapi::OpenApi,
-        impl poem_openapi::OpenApi,
-    ),
-    (),
-> {
+fn openapi_service(state: AdminState) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     OpenApiService::new(admin_api(state), API_TITLE, env!("CARGO_PKG_VERSION")).description(
         "The admin API of Larder: apps, API keys, access levels and ThriveCart integrations. \
          Every error answers `{\"code\", \"message\", \"field\"?}`.",
@@ -121,6 +113,8 @@ pub struct Service {
     /// The operator token generated on this start, to print once; `None` when it was
     /// configured or generated on an earlier start.
     pub generated_operator_token: Option<String>,
+    /// Period-end revocations and activity pruning; stopped when the service is dropped.
+    _background: background::Background,
 }
 
 impl std::fmt::Debug for Service {
@@ -190,10 +184,12 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
     )
     .await?;
     let tenancy = Tenancy::new(store, cache, hash);
-    let api = openapi_service(AdminState::new(tenancy.clone(), &settings.public_url));
+    let state = AdminState::new(tenancy.clone(), &settings.public_url);
+    let gateway = state.gateway.clone();
+    let api = openapi_service(state);
     let allow = Arc::new(http::AllowIndex::new(
         &api.spec(),
-        &[(larder_gateway::WEBHOOK_PATH, "GET, HEAD")],
+        &[(larder_gateway::WEBHOOK_PATH, "GET, HEAD, POST")],
     ));
     let metrics = Metrics::new();
     let spec = api.spec_endpoint();
@@ -210,14 +206,17 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
             larder_gateway::webhook_endpoint(),
         )
         .data(tenancy.clone())
+        .data(gateway)
         .data(metrics.clone());
     let endpoint = route
         .around(move |ep, req| http::edge(ep, req, metrics.clone(), allow.clone(), MAX_BODY_BYTES))
         .boxed();
+    let background = background::spawn(tenancy.store().clone(), settings.activity_retention);
     Ok(Service {
         endpoint,
         tenancy,
         generated_operator_token: generated,
+        _background: background,
     })
 }
 

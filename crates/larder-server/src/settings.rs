@@ -60,6 +60,10 @@ pub struct ServeSettings {
     /// and only its hash is stored.
     #[arg(long, env = "LARDER_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
+
+    /// How many days the activity log (with raw payloads) is kept.
+    #[arg(long, env = "LARDER_ACTIVITY_RETENTION_DAYS", default_value_t = 90)]
+    pub activity_retention_days: u32,
 }
 
 /// A setting that cannot work, said in one sentence.
@@ -75,6 +79,8 @@ pub enum ConfigError {
     RedisScheme,
     #[error("LARDER_OPERATOR_TOKEN must be at least 20 characters long")]
     OperatorTokenTooShort,
+    #[error("LARDER_ACTIVITY_RETENTION_DAYS must be between 1 and 3650")]
+    Retention,
 }
 
 /// The validated form of [`ServeSettings`].
@@ -86,6 +92,7 @@ pub struct Validated {
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub operator_token: Option<String>,
+    pub activity_retention: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +153,13 @@ impl ServeSettings {
         {
             return Err(ConfigError::OperatorTokenTooShort);
         }
+        if !(1..=3650).contains(&self.activity_retention_days) {
+            return Err(ConfigError::Retention);
+        }
         Ok(Validated {
+            activity_retention: std::time::Duration::from_secs(
+                u64::from(self.activity_retention_days) * 24 * 60 * 60,
+            ),
             listen,
             public_url,
             database,

@@ -18,7 +18,11 @@ pub mod secrets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use larder_access::{ApiKeyId, AppId, CancellationPolicy, TestModePolicy};
+use std::collections::HashMap;
+
+use larder_access::{
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, ProductKey, TestModePolicy,
+};
 use larder_cache::{Cache, CacheKind, MemoryCache};
 use larder_store::{ApiKeyOwner, Integration, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -160,6 +164,29 @@ fn api_key_cache_key(key_hash: &str) -> String {
     format!("ak:{key_hash}")
 }
 
+fn mappings_cache_key(app: AppId) -> String {
+    format!("maps:{app}")
+}
+
+/// An app's mappings: typed product key → the levels it grants.
+pub type MappingTable = HashMap<ProductKey, Vec<AccessLevelId>>;
+
+fn encode_mappings(table: &MappingTable) -> String {
+    let pairs: Vec<(String, Vec<AccessLevelId>)> = table
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    serde_json::to_string(&pairs).unwrap_or_default()
+}
+
+fn decode_mappings(text: &str) -> Option<MappingTable> {
+    let pairs: Vec<(String, Vec<AccessLevelId>)> = serde_json::from_str(text).ok()?;
+    pairs
+        .into_iter()
+        .map(|(k, v)| ProductKey::parse(&k).ok().map(|k| (k, v)))
+        .collect()
+}
+
 /// Resolves tokens to tenants. Cheap to clone; hang one off each server's state.
 #[derive(Debug, Clone)]
 pub struct Tenancy {
@@ -296,6 +323,64 @@ impl Tenancy {
             let text = encode_integration(live(now).as_ref());
             self.write_through(&webhook_cache_key(token), &text).await;
         }
+    }
+
+    /// The app's mappings, for the webhook path: near cache, shared cache, then the store.
+    pub async fn mappings(&self, app: AppId) -> Result<MappingTable, TenancyError> {
+        let cache_key = mappings_cache_key(app);
+        if let Some(near) = &self.near
+            && let Some(hit) = near
+                .get(&cache_key)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|t| decode_mappings(&t))
+        {
+            return Ok(hit);
+        }
+        let text = match self.shared_get(&cache_key).await {
+            Some(text) if decode_mappings(&text).is_some() => text,
+            _ => {
+                let text = encode_mappings(&self.load_mappings(app).await?);
+                match self
+                    .shared
+                    .set_if_absent(&cache_key, &text, POSITIVE_TTL)
+                    .await
+                {
+                    Ok(false) => self
+                        .shared_get(&cache_key)
+                        .await
+                        .filter(|t| decode_mappings(t).is_some())
+                        .unwrap_or(text),
+                    Ok(true) => text,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cache write failed");
+                        text
+                    }
+                }
+            }
+        };
+        if let Some(near) = &self.near {
+            let _ = near.set(&cache_key, &text, NEAR_TTL).await;
+        }
+        Ok(decode_mappings(&text).unwrap_or_default())
+    }
+
+    async fn load_mappings(&self, app: AppId) -> Result<MappingTable, TenancyError> {
+        let mut table = MappingTable::new();
+        for m in self.store.all_mappings(app).await? {
+            table.entry(m.product).or_default().push(m.access_level_id);
+        }
+        Ok(table)
+    }
+
+    /// Publishes an app's mappings after a change, in this process at once and in others
+    /// within [`NEAR_TTL`].
+    pub async fn mappings_changed(&self, app: AppId) -> Result<(), TenancyError> {
+        let cache_key = mappings_cache_key(app);
+        let text = encode_mappings(&self.load_mappings(app).await?);
+        self.write_through(&cache_key, &text).await;
+        Ok(())
     }
 
     async fn write_through(&self, cache_key: &str, text: &str) {

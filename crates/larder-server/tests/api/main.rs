@@ -10,3 +10,4 @@ mod flow;
 mod isolation;
 mod operations;
 mod processes;
+mod webhooks;

@@ -78,6 +78,7 @@ pub async fn settings(backend: Backend) -> Validated {
         redis_url,
         redis_prefix: larder_testkit::redis_prefix(),
         operator_token: Some(OPERATOR.into()),
+        activity_retention: std::time::Duration::from_secs(90 * 24 * 60 * 60),
     }
 }
 
@@ -278,4 +279,29 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// Runs statements directly on a test's database (to install a failure, say).
+pub async fn execute(database: &Database, statements: &[&str]) {
+    use sqlx::Connection;
+    match database {
+        Database::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            for s in statements {
+                sqlx::query(sqlx::AssertSqlSafe(*s))
+                    .execute(&mut conn)
+                    .await
+                    .expect(s);
+            }
+        }
+        Database::Sqlite(url) => {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            for s in statements {
+                sqlx::query(sqlx::AssertSqlSafe(*s))
+                    .execute(&mut conn)
+                    .await
+                    .expect(s);
+            }
+        }
+    }
 }
