@@ -20,6 +20,11 @@ pub const VERIFY_OPERATION: &str = "verifyThriveCartWebhook";
 /// The operation name deliveries are counted under.
 pub const RECEIVE_OPERATION: &str = "receiveThriveCartWebhook";
 
+/// The outcome of a delivery (`applied`, `duplicate`… or an error code), attached to the
+/// response so the server can count deliveries by outcome.
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome(pub String);
+
 /// Largest delivery body read (413 beyond).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 
@@ -59,11 +64,18 @@ async fn receive_delivery(
         }
     };
     let reply = gateway.receive(&token, req.content_type(), &bytes).await;
-    Json(reply.body)
+    let outcome = reply.body["status"]
+        .as_str()
+        .or(reply.body["code"].as_str())
+        .unwrap_or("unknown")
+        .to_owned();
+    let mut resp = Json(reply.body)
         .with_status(
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         )
-        .into_response()
+        .into_response();
+    resp.set_data(DeliveryOutcome(outcome));
+    resp
 }
 
 /// 200 while the token's integration is enabled, 404 otherwise.

@@ -66,8 +66,11 @@ fn segments(path: &str) -> Vec<String> {
 
 /// Names for the routes that are not OpenAPI operations; everything else unmatched is
 /// counted as `unmatched`, so random paths cannot blow up the metrics' label sets.
-fn fallback_operation(path: &str) -> &'static str {
+fn fallback_operation(method: &poem::http::Method, path: &str) -> &'static str {
     match path {
+        p if p.starts_with("/webhooks/thrivecart/") && method == poem::http::Method::POST => {
+            larder_gateway::RECEIVE_OPERATION
+        }
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
@@ -112,7 +115,10 @@ pub async fn edge<E: Endpoint>(
             )
         }
     };
-    let operation = operation.unwrap_or_else(|| fallback_operation(&path));
+    let operation = operation.unwrap_or_else(|| fallback_operation(&method, &path));
+    if let Some(outcome) = resp.data::<larder_gateway::DeliveryOutcome>() {
+        metrics.delivery(&outcome.0);
+    }
     let status = resp.status();
     let elapsed = started.elapsed();
     metrics.observe(

@@ -11,6 +11,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    deliveries: IntCounterVec,
 }
 
 impl Metrics {
@@ -36,6 +37,17 @@ impl Metrics {
             &["operation", "method"],
         )
         .expect("constant metric names are valid");
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "ThriveCart deliveries answered, by outcome (applied, duplicate, unmapped…).",
+            ),
+            &["outcome"],
+        )
+        .expect("constant metric names are valid");
+        registry
+            .register(Box::new(deliveries.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(requests.clone()))
             .expect("registered once");
@@ -46,6 +58,7 @@ impl Metrics {
             registry,
             requests,
             latency,
+            deliveries,
         }
     }
 
@@ -56,6 +69,10 @@ impl Metrics {
         self.latency
             .with_label_values(&[operation, method])
             .observe(seconds);
+    }
+
+    pub fn delivery(&self, outcome: &str) {
+        self.deliveries.with_label_values(&[outcome]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

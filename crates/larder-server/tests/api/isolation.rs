@@ -76,6 +76,9 @@ pub async fn snapshot(t: &TestApp, c: &Configured) -> Value {
         format!("{a}/access-levels"),
         format!("{a}/thrivecart"),
         format!("{a}/thrivecart/mappings"),
+        format!("{a}/members"),
+        format!("{a}/members/{}", c.member),
+        format!("{a}/activity"),
     ] {
         let answer = t.get(&path, OPERATOR).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
@@ -101,7 +104,10 @@ async fn another_apps_key_gets_404_and_changes_nothing(backend: Backend) {
         answer.assert_error(404, "not_found");
         // Reaching A's objects through B's own app path is just as missing.
         let via_b = path.replace(&a.app, &b.app);
-        if via_b.contains(&a.level) || via_b.contains(&a.mapping) || via_b.contains(&a.key_id) {
+        let names_an_object = [&a.level, &a.mapping, &a.key_id, &a.member, &a.delivery]
+            .iter()
+            .any(|id| via_b.contains(id.as_str()));
+        if names_an_object {
             let answer = t.request(method.clone(), &via_b, Some(&b.key), body).await;
             answer.assert_error(404, "not_found");
         }

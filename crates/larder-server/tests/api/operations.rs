@@ -22,7 +22,7 @@ async fn health_and_readiness_answer(backend: Backend) {
 
 async fn metrics_count_requests_by_operation(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    t.create_app("A").await;
+    let c = t.configured_app("A").await;
     t.get("/admin/v1/apps", "wrong").await;
     let m = t
         .client()
@@ -54,6 +54,16 @@ async fn metrics_count_requests_by_operation(backend: Backend) {
         text.contains("larder_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    assert!(
+        text.contains(r#"larder_webhook_deliveries_total{outcome="applied"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"operation="receiveThriveCartWebhook",status="200"} 1"#),
+        "{text}"
+    );
+    let token = c.webhook_url.rsplit('/').next().unwrap();
+    assert!(!text.contains(token), "no tokens in metrics");
 }
 
 async fn openapi_document_and_docs_are_served(backend: Backend) {

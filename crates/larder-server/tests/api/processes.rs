@@ -172,6 +172,67 @@ async fn a_disable_through_one_process_reaches_the_other_within_a_second() {
         took < Duration::from_secs(1),
         "the first process took {took:?}"
     );
+
+    // A mapping added through one process applies to deliveries the other receives.
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
+    let token = rotated["webhook_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let url = format!("{}/webhooks/thrivecart/{token}", two.base);
+    let mut purchase: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../larder-access/tests/fixtures/thrivecart/01-order-success-single-product.json"
+    ))
+    .unwrap();
+    let mut deliver = |order: usize| {
+        purchase["order_id"] = format!("9{order}").into();
+        client.post(&url).json(&purchase).send()
+    };
+    let first: serde_json::Value = deliver(0).await.unwrap().json().await.unwrap();
+    assert_eq!(first["status"], "unmapped", "{first}");
+    let level: serde_json::Value = client
+        .post(format!("{}/admin/v1/apps/{app}/access-levels", one.base))
+        .header("authorization", &auth)
+        .json(&json!({"name": "Knives"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mapped = client
+        .post(format!(
+            "{}/admin/v1/apps/{app}/thrivecart/mappings",
+            one.base
+        ))
+        .header("authorization", &auth)
+        .json(&json!({"product": "12", "access_level_id": level["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mapped.status(), StatusCode::CREATED);
+    let started = Instant::now();
+    let mut order = 1;
+    loop {
+        let answer: serde_json::Value = deliver(order).await.unwrap().json().await.unwrap();
+        if answer["status"] == "applied" {
+            break;
+        }
+        assert_eq!(answer["status"], "unmapped", "{answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the mapping never arrived"
+        );
+        order += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the other process took {took:?}"
+    );
 }
 
 #[tokio::test]

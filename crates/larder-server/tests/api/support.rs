@@ -230,6 +230,24 @@ impl TestApp {
             )
             .await;
         assert_eq!(mapping.status, StatusCode::CREATED, "{}", mapping.body);
+        // A purchase of product 7, so the app has a member and an activity entry.
+        let mut purchase: Value = serde_json::from_str(include_str!(
+            "../../../larder-access/tests/fixtures/thrivecart/12-order-success-repeat-customer-blank-name.json"
+        ))
+        .expect("a fixture");
+        purchase["thrivecart_secret"] = "sesame".into();
+        let webhook = tc
+            .str("webhook_url")
+            .replace("https://larder.test", &self.base);
+        let delivered = self.raw(self.client.post(webhook).json(&purchase)).await;
+        assert_eq!(delivered.body["status"], "applied", "{}", delivered.body);
+        let members = self
+            .get(&format!("/admin/v1/apps/{app}/members"), OPERATOR)
+            .await;
+        let member = members.body["items"][0]["id"]
+            .as_str()
+            .expect("a member")
+            .to_owned();
         let key_id = self
             .get(&format!("/admin/v1/apps/{app}/api-keys"), OPERATOR)
             .await
@@ -238,6 +256,8 @@ impl TestApp {
             .expect("a key id")
             .to_owned();
         Configured {
+            delivery: delivered.str("delivery_id"),
+            member,
             webhook_url: tc.str("webhook_url"),
             mapping: mapping.str("id"),
             app,
@@ -256,6 +276,8 @@ pub struct Configured {
     pub level: String,
     pub mapping: String,
     pub webhook_url: String,
+    pub member: String,
+    pub delivery: String,
 }
 
 /// Runs one async test body on both backends, as two `#[tokio::test]`s.
