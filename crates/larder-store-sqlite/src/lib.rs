@@ -9,6 +9,7 @@
 //! inside those transactions; uniqueness is still enforced by unique indexes.
 
 mod deliveries;
+mod signin;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -743,6 +744,86 @@ impl Store for SqliteStore {
         id: larder_access::MemberId,
     ) -> StoreResult<(Member, Vec<Grant>)> {
         self.get_member_impl(app, id).await
+    }
+
+    async fn grant_manually(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        level: AccessLevelId,
+    ) -> StoreResult<Grant> {
+        self.grant_manually_impl(app, member, level).await
+    }
+
+    async fn revoke_manual_grant(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        grant: larder_access::GrantId,
+    ) -> StoreResult<()> {
+        self.revoke_manual_grant_impl(app, member, grant).await
+    }
+
+    async fn create_invitation(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.create_invitation_impl(app, member, token_hash, expires_at)
+            .await
+    }
+
+    async fn find_invitation(
+        &self,
+        app: AppId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Member>> {
+        self.find_invitation_impl(app, token_hash, now).await
+    }
+
+    async fn redeem_invitation(
+        &self,
+        app: AppId,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.redeem_invitation_impl(app, token_hash, password_hash, now)
+            .await
+    }
+
+    async fn member_password(
+        &self,
+        app: AppId,
+        email: &str,
+    ) -> StoreResult<Option<(larder_access::MemberId, Option<String>)>> {
+        self.member_password_impl(app, email).await
+    }
+
+    async fn create_session(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.create_session_impl(app, member, token_hash, expires_at)
+            .await
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(AppId, larder_access::MemberId)>> {
+        self.find_session_impl(token_hash, now).await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        self.delete_session_impl(token_hash).await
     }
 
     async fn revoke_due_items(&self, now: i64) -> StoreResult<u64> {

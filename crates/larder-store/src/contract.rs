@@ -45,6 +45,9 @@ macro_rules! contract_cases {
             period_end_revocations_happen_when_due,
             old_activity_is_pruned,
             deliveries_are_scoped_to_their_app,
+            manual_grants_are_added_and_revoked,
+            invitations_are_single_use_and_expire,
+            sessions_expire_and_end,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -1024,4 +1027,187 @@ pub async fn deliveries_are_scoped_to_their_app(store: &dyn Store) {
         store.get_member(b, member_a.id).await,
         Err(StoreError::NotFound)
     ));
+}
+
+// --- manual grants and sign-in ------------------------------------------------------------
+
+async fn avery(
+    store: &dyn Store,
+) -> (
+    AppId,
+    larder_access::MemberId,
+    std::collections::HashMap<&'static str, AccessLevelId>,
+) {
+    let (app, levels) = shop(store).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("01-order-success-single-product")),
+    )
+    .await;
+    let (member, _) = only_member(store, app).await;
+    (app, member.id, levels)
+}
+
+pub async fn manual_grants_are_added_and_revoked(store: &dyn Store) {
+    let (app, member, levels) = avery(store).await;
+    let extra = level(store, app, "Extra").await;
+    let grant = store.grant_manually(app, member, extra.id).await.unwrap();
+    assert_eq!(grant.source, "manual");
+    assert_eq!(grant.status, "active");
+    assert_eq!(
+        (grant.order_id.as_deref(), grant.product.as_deref()),
+        (None, None)
+    );
+    let (m, grants) = store.get_member(app, member).await.unwrap();
+    assert!(m.access_levels.iter().any(|l| l.id == extra.id));
+    assert_eq!(grants.len(), 2);
+
+    // A level in use by a manual grant cannot be deleted.
+    assert!(matches!(
+        store.delete_access_level(app, extra.id).await,
+        Err(StoreError::AccessLevelInUse)
+    ));
+    store
+        .revoke_manual_grant(app, member, grant.id)
+        .await
+        .unwrap();
+    let (m, _) = store.get_member(app, member).await.unwrap();
+    assert!(!m.access_levels.iter().any(|l| l.id == extra.id));
+
+    let purchased = store
+        .get_member(app, member)
+        .await
+        .unwrap()
+        .1
+        .into_iter()
+        .find(|g| g.source == "thrivecart")
+        .unwrap();
+    assert!(matches!(
+        store.revoke_manual_grant(app, member, purchased.id).await,
+        Err(StoreError::GrantManagedByThrivecart)
+    ));
+    assert_eq!(levels.len(), 4);
+    let other = app_with_member(store).await;
+    assert!(matches!(
+        store.grant_manually(other.0, member, extra.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.grant_manually(other.0, other.1, extra.id).await,
+        Err(StoreError::UnknownAccessLevel)
+    ));
+    assert!(matches!(
+        store.revoke_manual_grant(other.0, member, grant.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn app_with_member(store: &dyn Store) -> (AppId, larder_access::MemberId) {
+    let (app, member, _) = avery(store).await;
+    (app, member)
+}
+
+pub async fn invitations_are_single_use_and_expire(store: &dyn Store) {
+    let (app, member, _) = avery(store).await;
+    let now = chrono::Utc::now();
+    let week = chrono::Duration::days(7);
+    store
+        .create_invitation(app, member, "hash-a", now + week)
+        .await
+        .unwrap();
+    store
+        .create_invitation(app, member, "hash-old", now - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_invitation(app, "hash-a", now)
+            .await
+            .unwrap()
+            .map(|m| m.id),
+        Some(member)
+    );
+    assert!(
+        store
+            .find_invitation(app, "hash-old", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_invitation(app, "nope", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let other = app_with_member(store).await;
+    assert!(
+        store
+            .find_invitation(other.0, "hash-a", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert_eq!(
+        store
+            .member_password(app, "avery.quinn@example.com")
+            .await
+            .unwrap(),
+        Some((member, None))
+    );
+    assert!(
+        store
+            .redeem_invitation(app, "hash-a", "phc", now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .redeem_invitation(app, "hash-a", "again", now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .redeem_invitation(app, "hash-old", "late", now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .member_password(app, "avery.quinn@example.com")
+            .await
+            .unwrap(),
+        Some((member, Some("phc".into())))
+    );
+    assert_eq!(
+        store
+            .member_password(app, "nobody@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn sessions_expire_and_end(store: &dyn Store) {
+    let (app, member, _) = avery(store).await;
+    let now = chrono::Utc::now();
+    store
+        .create_session(app, member, "s1", now + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    store
+        .create_session(app, member, "s2", now - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_session("s1", now).await.unwrap(),
+        Some((app, member))
+    );
+    assert_eq!(store.find_session("s2", now).await.unwrap(), None);
+    store.delete_session("s1").await.unwrap();
+    assert_eq!(store.find_session("s1", now).await.unwrap(), None);
 }

@@ -15,6 +15,10 @@ pub enum StoreError {
     /// The access level is still used by a mapping or a live grant.
     #[error("access level in use")]
     AccessLevelInUse,
+    /// The grant comes from a ThriveCart purchase; purchases, refunds and cancellations
+    /// decide it, not an admin.
+    #[error("grant managed by ThriveCart")]
+    GrantManagedByThrivecart,
     /// The database could not be reached or timed out; retrying later may work.
     #[error("database unavailable")]
     Unavailable(#[source] BoxError),

@@ -159,6 +159,70 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         id: larder_access::MemberId,
     ) -> StoreResult<(Member, Vec<Grant>)>;
 
+    /// Grants a level by hand. `NotFound` for another app's member, `UnknownAccessLevel` for
+    /// a level that is not the app's.
+    async fn grant_manually(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        level: AccessLevelId,
+    ) -> StoreResult<Grant>;
+    /// Revokes a manual grant (it stays listed, `revoked`). `GrantManagedByThrivecart` for
+    /// a purchase's grant.
+    async fn revoke_manual_grant(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        grant: larder_access::GrantId,
+    ) -> StoreResult<()>;
+
+    // --- member sign-in -------------------------------------------------------------------
+
+    /// Stores an invitation (by its token's hash) to set the member's password.
+    async fn create_invitation(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The member an unused, unexpired invitation is for.
+    async fn find_invitation(
+        &self,
+        app: AppId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Member>>;
+    /// Uses the invitation and sets the password, atomically. `false` when the invitation
+    /// was used (maybe a moment ago, by a concurrent call), expired or never existed.
+    async fn redeem_invitation(
+        &self,
+        app: AppId,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// A member's id and password hash (`None` before one is set), by email.
+    async fn member_password(
+        &self,
+        app: AppId,
+        email: &str,
+    ) -> StoreResult<Option<(larder_access::MemberId, Option<String>)>>;
+    async fn create_session(
+        &self,
+        app: AppId,
+        member: larder_access::MemberId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The app and member of an unexpired session.
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(AppId, larder_access::MemberId)>>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+
     // --- background work ------------------------------------------------------------------
 
     /// Revokes items whose period-end cancellation is due (`revoke_at <= now`), in every app.
