@@ -9,9 +9,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::auth::{AdminAuth, parse_id};
-use crate::error::ApiError;
-use crate::paging::{into_items, page_request};
 use crate::{AdminState, Tag};
+use larder_api_common::ApiError;
+use larder_api_common::paging::{into_items, page_request};
 
 #[derive(Debug)]
 pub struct ActivityApi {

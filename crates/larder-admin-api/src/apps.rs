@@ -9,10 +9,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::auth::{AdminAuth, parse_id};
-use crate::body::JsonBody;
-use crate::error::ApiError;
-use crate::paging::{into_items, page_request};
 use crate::{AdminState, Tag, parse_name};
+use larder_api_common::ApiError;
+use larder_api_common::body::JsonBody;
+use larder_api_common::paging::{into_items, page_request};
 
 #[derive(Debug)]
 pub struct AppsApi {

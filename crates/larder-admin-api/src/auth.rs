@@ -6,7 +6,7 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::error::ApiError;
+use larder_api_common::ApiError;
 
 /// `Authorization: Bearer <token>`: the operator token, or an app's API key.
 #[derive(Debug, SecurityScheme)]

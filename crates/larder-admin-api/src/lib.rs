@@ -9,11 +9,8 @@
 mod activity;
 mod apps;
 mod auth;
-pub mod body;
-pub mod error;
 mod levels;
 mod members;
-pub mod paging;
 mod thrivecart;
 
 use std::sync::Arc;
@@ -22,7 +19,7 @@ use larder_gateway::Gateway;
 use larder_tenancy::Tenancy;
 use poem_openapi::Tags;
 
-pub use error::{ApiError, ErrorBody, error_response};
+pub use larder_api_common::{ApiError, ErrorBody, body, error, error_response, paging};
 
 /// What every admin operation needs.
 #[derive(Debug, Clone)]

@@ -1,16 +1,19 @@
 //! Members and their grants (read side; manual grants come with issue #4).
 
 use chrono::{DateTime, Utc};
-use larder_access::{AccessLevelId, MemberId};
+use larder_access::{AccessLevelId, GrantId, MemberId};
 use larder_store::{Grant, Member, MemberFilter};
+use larder_tenancy::secrets;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use larder_api_common::body::JsonBody;
 
 use crate::auth::{AdminAuth, parse_id};
-use crate::error::ApiError;
-use crate::paging::{into_items, page_request};
 use crate::{AdminState, Tag};
+use larder_api_common::ApiError;
+use larder_api_common::paging::{into_items, page_request};
 
 #[derive(Debug)]
 pub struct MembersApi {
@@ -104,6 +107,44 @@ pub struct MemberList {
     pub next_cursor: Option<String>,
 }
 
+#[derive(Debug, Object)]
+pub struct CreateGrantRequest {
+    /// One of the app's access levels.
+    pub access_level_id: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum CreatedGrant {
+    /// The manual grant.
+    #[oai(status = 201)]
+    Created(Json<GrantView>),
+}
+
+/// A set-password link for the member.
+#[derive(Debug, Object)]
+pub struct InvitationView {
+    /// Send this to the member; it works once, until `expires_at`.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum CreatedInvitation {
+    /// The invitation; its token is in `url` and nowhere else.
+    #[oai(status = 201)]
+    Created(Json<InvitationView>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum Revoked {
+    /// The grant is revoked.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// How long an invitation link works.
+const INVITATION_TTL_DAYS: i64 = 7;
+
 #[OpenApi(prefix_path = "/admin/v1/apps", tag = "Tag::Members")]
 impl MembersApi {
     /// List members
@@ -175,5 +216,101 @@ impl MembersApi {
             member: member.into(),
             grants: grants.into_iter().map(Into::into).collect(),
         }))
+    }
+
+    /// Grant an access level by hand
+    ///
+    /// A manual grant, independent of purchases: refunds and cancellations leave it alone.
+    #[oai(
+        path = "/:app_id/members/:member_id/grants",
+        method = "post",
+        operation_id = "createGrant"
+    )]
+    async fn grant(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        member_id: Path<String>,
+        body: JsonBody<CreateGrantRequest>,
+    ) -> Result<CreatedGrant, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let member: MemberId = parse_id(&member_id, "member_id")?;
+        let level: AccessLevelId = body.access_level_id.parse().map_err(|_| {
+            ApiError::validation(
+                "unknown_access_level",
+                "access_level_id",
+                "No access level with that id in this app.",
+            )
+        })?;
+        let grant = self
+            .state
+            .tenancy
+            .store()
+            .grant_manually(app, member, level)
+            .await
+            .map_err(|e| ApiError::from_store(e, "member"))?;
+        Ok(CreatedGrant::Created(Json(grant.into())))
+    }
+
+    /// Revoke a manual grant
+    ///
+    /// The grant stays listed as `revoked`. Grants from purchases answer 409
+    /// `grant_managed_by_thrivecart`: refunds and cancellations decide those.
+    #[oai(
+        path = "/:app_id/members/:member_id/grants/:grant_id",
+        method = "delete",
+        operation_id = "revokeGrant"
+    )]
+    async fn revoke(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        member_id: Path<String>,
+        grant_id: Path<String>,
+    ) -> Result<Revoked, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let member: MemberId = parse_id(&member_id, "member_id")?;
+        let grant: GrantId = parse_id(&grant_id, "grant_id")?;
+        self.state
+            .tenancy
+            .store()
+            .revoke_manual_grant(app, member, grant)
+            .await
+            .map_err(|e| ApiError::from_store(e, "grant"))?;
+        Ok(Revoked::NoContent)
+    }
+
+    /// Invite a member to set a password
+    ///
+    /// A single-use link to `LARDER_PUBLIC_URL`, valid for 7 days. The token is stored only
+    /// as a hash; this answer is the only place it appears.
+    #[oai(
+        path = "/:app_id/members/:member_id/invitations",
+        method = "post",
+        operation_id = "createInvitation"
+    )]
+    async fn invite(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<String>,
+        member_id: Path<String>,
+    ) -> Result<CreatedInvitation, ApiError> {
+        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        let member: MemberId = parse_id(&member_id, "member_id")?;
+        let token = secrets::generate_invitation_token();
+        let expires_at = Utc::now() + chrono::Duration::days(INVITATION_TTL_DAYS);
+        self.state
+            .tenancy
+            .store()
+            .create_invitation(app, member, &secrets::hash_token(&token), expires_at)
+            .await
+            .map_err(|e| ApiError::from_store(e, "member"))?;
+        Ok(CreatedInvitation::Created(Json(InvitationView {
+            url: format!(
+                "{}/members/set-password/{app}?token={token}",
+                self.state.public_url
+            ),
+            expires_at,
+        })))
     }
 }

@@ -11,10 +11,10 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use crate::apps::Deleted;
 use crate::auth::{AdminAuth, parse_id};
-use crate::body::{JsonBody, OptionalJsonBody};
-use crate::error::ApiError;
-use crate::paging::{into_items, page_request};
 use crate::{AdminState, Tag};
+use larder_api_common::ApiError;
+use larder_api_common::body::{JsonBody, OptionalJsonBody};
+use larder_api_common::paging::{into_items, page_request};
 
 #[derive(Debug)]
 pub struct ThriveCartApi {

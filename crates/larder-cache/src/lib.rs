@@ -48,6 +48,13 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<bool>;
 
     async fn delete(&self, key: &str) -> CacheResult<()>;
+
+    /// Adds one to the counter at `key`. The counter lives `window` from its first
+    /// increment (later ones do not extend it). Returns the new count and the time left.
+    async fn increment(&self, key: &str, window: Duration) -> CacheResult<(u64, Duration)>;
+
+    /// The counter at `key` and its time left; `(0, 0)` when there is none.
+    async fn counter(&self, key: &str) -> CacheResult<(u64, Duration)>;
 }
 
 // --- Redis ----------------------------------------------------------------------------------
@@ -174,6 +181,50 @@ impl Cache for RedisCache {
         let _: () = conn.del(self.key(key)).await.map_err(CacheError)?;
         Ok(())
     }
+
+    async fn increment(&self, key: &str, window: Duration) -> CacheResult<(u64, Duration)> {
+        let mut conn = self.conn.clone();
+        let key = self.key(key);
+        // One round trip, applied atomically: create with the window if absent, count, read
+        // the time left.
+        let (count, left): (u64, i64) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .arg("PX")
+            .arg(millis(window))
+            .arg("NX")
+            .ignore()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(CacheError)?;
+        Ok((
+            count,
+            Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+        ))
+    }
+
+    async fn counter(&self, key: &str) -> CacheResult<(u64, Duration)> {
+        let mut conn = self.conn.clone();
+        let key = self.key(key);
+        let (count, left): (Option<u64>, i64) = redis::pipe()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(CacheError)?;
+        Ok((
+            count.unwrap_or(0),
+            Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+        ))
+    }
 }
 
 // --- in memory ------------------------------------------------------------------------------
@@ -181,25 +232,34 @@ impl Cache for RedisCache {
 #[derive(Clone)]
 struct Entry {
     value: Arc<str>,
-    ttl: Duration,
+    expires_at: Instant,
 }
 
-/// Each entry lives for the TTL it was written with.
+impl Entry {
+    fn new(value: &str, ttl: Duration) -> Self {
+        Self {
+            value: value.into(),
+            expires_at: Instant::now() + ttl,
+        }
+    }
+}
+
+/// Each entry lives until the expiry it was written with.
 struct PerEntryTtl;
 
 impl moka::Expiry<String, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+    fn expire_after_create(&self, _: &String, entry: &Entry, at: Instant) -> Option<Duration> {
+        Some(entry.expires_at.saturating_duration_since(at))
     }
 
     fn expire_after_update(
         &self,
         _: &String,
         entry: &Entry,
-        _: Instant,
+        at: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl)
+        Some(entry.expires_at.saturating_duration_since(at))
     }
 }
 
@@ -251,19 +311,13 @@ impl Cache for MemoryCache {
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<()> {
-        let entry = Entry {
-            value: value.into(),
-            ttl,
-        };
+        let entry = Entry::new(value, ttl);
         self.entries.insert(key.to_owned(), entry).await;
         Ok(())
     }
 
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<bool> {
-        let entry = Entry {
-            value: value.into(),
-            ttl,
-        };
+        let entry = Entry::new(value, ttl);
         // `or_insert` is atomic per key: one racing caller inserts, the others see its entry.
         let entry = self.entries.entry(key.to_owned()).or_insert(entry).await;
         Ok(entry.is_fresh())
@@ -272,6 +326,46 @@ impl Cache for MemoryCache {
     async fn delete(&self, key: &str) -> CacheResult<()> {
         self.entries.invalidate(key).await;
         Ok(())
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> CacheResult<(u64, Duration)> {
+        let result = self
+            .entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| {
+                let next = match existing.map(|e| e.into_value()) {
+                    Some(e) if e.expires_at > Instant::now() => Entry {
+                        value: (e.value.parse::<u64>().unwrap_or(0) + 1).to_string().into(),
+                        expires_at: e.expires_at,
+                    },
+                    _ => Entry::new("1", window),
+                };
+                std::future::ready(moka::ops::compute::Op::Put(next))
+            })
+            .await;
+        let entry = result.into_entry().map(|e| e.into_value());
+        Ok(entry
+            .map(|e| {
+                (
+                    e.value.parse().unwrap_or(0),
+                    e.expires_at.saturating_duration_since(Instant::now()),
+                )
+            })
+            .unwrap_or((0, Duration::ZERO)))
+    }
+
+    async fn counter(&self, key: &str) -> CacheResult<(u64, Duration)> {
+        Ok(self
+            .entries
+            .get(key)
+            .await
+            .map(|e| {
+                (
+                    e.value.parse().unwrap_or(0),
+                    e.expires_at.saturating_duration_since(Instant::now()),
+                )
+            })
+            .unwrap_or((0, Duration::ZERO)))
     }
 }
 
@@ -310,6 +404,35 @@ mod tests {
         assert_eq!(cache.get("short").await.unwrap(), None);
         assert_eq!(cache.get("long").await.unwrap().as_deref(), Some("y"));
         assert!(cache.set_if_absent("short", "z", ttl).await.unwrap());
+
+        // Counters count within their window, and start again after it.
+        assert_eq!(cache.counter("hits").await.unwrap().0, 0);
+        for n in 1..=3 {
+            let (count, left) = cache
+                .increment("hits", Duration::from_millis(300))
+                .await
+                .unwrap();
+            assert_eq!(count, n);
+            assert!(left <= Duration::from_millis(300) && left > Duration::ZERO);
+        }
+        assert_eq!(cache.counter("hits").await.unwrap().0, 3);
+        let counts = futures::future::join_all(
+            (0..20).map(|_| cache.increment("many", Duration::from_secs(60))),
+        )
+        .await;
+        let mut counts: Vec<u64> = counts.into_iter().map(|c| c.unwrap().0).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=20).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(cache.counter("hits").await.unwrap().0, 0);
+        assert_eq!(
+            cache
+                .increment("hits", Duration::from_secs(1))
+                .await
+                .unwrap()
+                .0,
+            1
+        );
 
         // Exactly one of many racing callers wins set_if_absent.
         let attempts = (0..32).map(|i| {

@@ -40,6 +40,16 @@ pub fn generate_api_key() -> String {
     format!("{API_KEY_PREFIX}{}", random_part())
 }
 
+/// A new invitation token (in a set-password link).
+pub fn generate_invitation_token() -> String {
+    format!("li_{}", random_part())
+}
+
+/// A new member session token.
+pub fn generate_session_token() -> String {
+    format!("ls_{}", random_part())
+}
+
 /// A new operator token, printed once on first start.
 pub fn generate_operator_token() -> String {
     format!("{OPERATOR_TOKEN_PREFIX}{}", random_part())

@@ -140,6 +140,11 @@ impl ApiError {
                 "access_level_in_use",
                 "The access level is still used by a mapping or a grant.",
             ),
+            StoreError::GrantManagedByThrivecart => ApiError::conflict(
+                "grant_managed_by_thrivecart",
+                "This grant comes from a ThriveCart purchase; refunds and cancellations \
+                 revoke it. Only manual grants can be revoked here.",
+            ),
             StoreError::Unavailable(source) => {
                 tracing::error!(error = %source, "database unavailable");
                 ApiError::unavailable()
