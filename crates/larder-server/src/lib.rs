@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use larder_admin_api::{AdminState, admin_api};
 use larder_cache::{Cache, MemoryCache, RedisCache};
+use larder_member_api::{MemberApi, MemberState, Passwords};
 use larder_store::{Store, StoreError};
 use larder_store_postgres::{PgSettings, PgStore};
 use larder_store_sqlite::SqliteStore;
@@ -88,10 +89,21 @@ pub async fn open_store(db: &Database) -> Result<Arc<dyn Store>, StartError> {
 
 const API_TITLE: &str = "Larder";
 
-fn openapi_service(state: AdminState) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
-    OpenApiService::new(admin_api(state), API_TITLE, env!("CARGO_PKG_VERSION")).description(
-        "The admin API of Larder: apps, API keys, access levels and ThriveCart integrations. \
-         Every error answers `{\"code\", \"message\", \"field\"?}`.",
+fn openapi_service(
+    state: AdminState,
+    members: MemberState,
+) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
+    OpenApiService::new(
+        (admin_api(state), MemberApi { state: members }),
+        API_TITLE,
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Larder's admin API (apps, API keys, access levels, ThriveCart integrations, members, \
+         the activity log) and member API (set a password, sign in, see your access). Admin \
+         operations take the operator token or an app's API key as a bearer token; member \
+         operations a session token. Every error answers `{\"code\", \"message\", \
+         \"field\"?}`.",
     )
 }
 
@@ -103,7 +115,11 @@ pub fn openapi_document() -> String {
         "larder-openapi-never-opened.db",
     )));
     let tenancy = Tenancy::new(store, Arc::new(MemoryCache::new(1)), String::new());
-    openapi_service(AdminState::new(tenancy, "http://127.0.0.1:8080")).spec()
+    let members = MemberState {
+        tenancy: tenancy.clone(),
+        passwords: Passwords::new(1),
+    };
+    openapi_service(AdminState::new(tenancy, "http://127.0.0.1:8080"), members).spec()
 }
 
 /// A service ready to serve.
@@ -186,7 +202,12 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
     let tenancy = Tenancy::new(store, cache, hash);
     let state = AdminState::new(tenancy.clone(), &settings.public_url);
     let gateway = state.gateway.clone();
-    let api = openapi_service(state);
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let members = MemberState {
+        tenancy: tenancy.clone(),
+        passwords: Passwords::new(cores),
+    };
+    let api = openapi_service(state, members.clone());
     let allow = Arc::new(http::AllowIndex::new(
         &api.spec(),
         &[(larder_gateway::WEBHOOK_PATH, "GET, HEAD, POST")],
@@ -207,6 +228,7 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         )
         .data(tenancy.clone())
         .data(gateway)
+        .data(members)
         .data(metrics.clone());
     let endpoint = route
         .around(move |ep, req| http::edge(ep, req, metrics.clone(), allow.clone(), MAX_BODY_BYTES))

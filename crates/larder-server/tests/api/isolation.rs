@@ -63,6 +63,35 @@ fn operations(c: &Configured) -> Vec<(Method, String, Option<Value>)> {
             format!("{a}/thrivecart/mappings/{}", c.mapping),
             None,
         ),
+        (
+            Method::GET,
+            format!("{a}/thrivecart/unmapped-products"),
+            None,
+        ),
+        (Method::GET, format!("{a}/members"), None),
+        (Method::GET, format!("{a}/members/{}", c.member), None),
+        (
+            Method::POST,
+            format!("{a}/members/{}/grants", c.member),
+            Some(json!({"access_level_id": c.level})),
+        ),
+        (
+            Method::DELETE,
+            format!("{a}/members/{}/grants/{}", c.member, c.grant),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{a}/members/{}/invitations", c.member),
+            None,
+        ),
+        (Method::GET, format!("{a}/activity"), None),
+        (Method::GET, format!("{a}/activity/{}", c.delivery), None),
+        (
+            Method::POST,
+            format!("{a}/activity/{}/replay", c.delivery),
+            None,
+        ),
     ]
 }
 
@@ -104,9 +133,16 @@ async fn another_apps_key_gets_404_and_changes_nothing(backend: Backend) {
         answer.assert_error(404, "not_found");
         // Reaching A's objects through B's own app path is just as missing.
         let via_b = path.replace(&a.app, &b.app);
-        let names_an_object = [&a.level, &a.mapping, &a.key_id, &a.member, &a.delivery]
-            .iter()
-            .any(|id| via_b.contains(id.as_str()));
+        let names_an_object = [
+            &a.level,
+            &a.mapping,
+            &a.key_id,
+            &a.member,
+            &a.delivery,
+            &a.grant,
+        ]
+        .iter()
+        .any(|id| via_b.contains(id.as_str()));
         if names_an_object {
             let answer = t.request(method.clone(), &via_b, Some(&b.key), body).await;
             answer.assert_error(404, "not_found");
@@ -141,6 +177,24 @@ async fn missing_or_wrong_tokens_get_401_and_change_nothing(backend: Backend) {
         let answer = t
             .request(method, path, None, Some(json!({"name": "x"})))
             .await;
+        answer.assert_error(401, "unauthorized");
+    }
+    assert_eq!(snapshot(&t, &a).await, before);
+}
+
+async fn revoked_keys_get_401_everywhere(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let a = t.configured_app("A").await;
+    let d = t
+        .delete(
+            &format!("/admin/v1/apps/{}/api-keys/{}", a.app, a.key_id),
+            OPERATOR,
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    let before = snapshot(&t, &a).await;
+    for (method, path, body) in operations(&a) {
+        let answer = t.request(method.clone(), &path, Some(&a.key), body).await;
         answer.assert_error(401, "unauthorized");
     }
     assert_eq!(snapshot(&t, &a).await, before);
@@ -190,6 +244,7 @@ crate::on_both_backends!(
     another_apps_key_gets_404_and_changes_nothing,
     missing_or_wrong_tokens_get_401_and_change_nothing,
     app_keys_cannot_use_operator_endpoints,
+    revoked_keys_get_401_everywhere,
     the_operator_may_act_on_every_app,
     operator_on_a_missing_app_gets_404,
 );

@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod flow;
 mod isolation;
+mod members;
 mod operations;
 mod processes;
 mod webhooks;

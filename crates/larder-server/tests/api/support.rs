@@ -248,6 +248,13 @@ impl TestApp {
             .as_str()
             .expect("a member")
             .to_owned();
+        let detail = self
+            .get(&format!("/admin/v1/apps/{app}/members/{member}"), OPERATOR)
+            .await;
+        let grant = detail.body["grants"][0]["id"]
+            .as_str()
+            .expect("a grant")
+            .to_owned();
         let key_id = self
             .get(&format!("/admin/v1/apps/{app}/api-keys"), OPERATOR)
             .await
@@ -258,6 +265,7 @@ impl TestApp {
         Configured {
             delivery: delivered.str("delivery_id"),
             member,
+            grant,
             webhook_url: tc.str("webhook_url"),
             mapping: mapping.str("id"),
             app,
@@ -278,6 +286,7 @@ pub struct Configured {
     pub webhook_url: String,
     pub member: String,
     pub delivery: String,
+    pub grant: String,
 }
 
 /// Runs one async test body on both backends, as two `#[tokio::test]`s.
