@@ -495,7 +495,7 @@ mod tests {
     #[tokio::test]
     async fn passwords_verify_only_themselves() {
         let p = Passwords::new(2);
-        let hash = p.hash("correct horse battery").await.unwrap();
+        let hash = p.hash("correct horse battery").await.expect("hashing works");
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
