@@ -16,22 +16,24 @@ pub enum InvalidName {
     ControlCharacter,
 }
 
-/// A trimmed, non-blank name of at most [`MAX_NAME_CHARS`] characters without control characters.
+/// A non-blank name of at most [`MAX_NAME_CHARS`] characters without control characters,
+/// surrounding spaces trimmed. The rules match the `pattern` the APIs publish for names
+/// (control characters are refused anywhere, so only spaces can surround a name).
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct Name(String);
 
 impl Name {
     pub fn parse(raw: &str) -> Result<Self, InvalidName> {
-        let trimmed = raw.trim();
+        if raw.chars().any(char::is_control) {
+            return Err(InvalidName::ControlCharacter);
+        }
+        let trimmed = raw.trim_matches(' ');
         if trimmed.is_empty() {
             return Err(InvalidName::Blank);
         }
         if trimmed.chars().count() > MAX_NAME_CHARS {
             return Err(InvalidName::TooLong);
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(InvalidName::ControlCharacter);
         }
         Ok(Self(trimmed.to_owned()))
     }

@@ -55,7 +55,8 @@ pub struct ProductKey {
     id: String,
 }
 
-/// Longest numeric id accepted (u64 has 20 digits; leave room, refuse nonsense).
+/// Longest numeric id accepted, leading zeros aside (u64 has 20 digits; leave room, refuse
+/// nonsense). The APIs publish the same rule as a `pattern`.
 const MAX_ID_DIGITS: usize = 24;
 
 impl ProductKey {
@@ -70,13 +71,13 @@ impl ProductKey {
             None => (ProductKind::Product, trimmed),
         };
         if digits.is_empty()
-            || digits.len() > MAX_ID_DIGITS
+            || digits.len() > 2 * MAX_ID_DIGITS
             || !digits.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(invalid());
         }
         let canonical = digits.trim_start_matches('0');
-        if canonical.is_empty() {
+        if canonical.is_empty() || canonical.len() > MAX_ID_DIGITS {
             // ThriveCart ids start at 1.
             return Err(invalid());
         }

@@ -67,12 +67,16 @@ impl From<ActivityStatus> for DeliveryStatus {
 pub struct ActivityEntry {
     pub id: String,
     pub received_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub event: Option<String>,
     /// `live` or `test`.
+    #[oai(nullable)]
     pub mode: Option<String>,
     pub status: ActivityStatus,
+    #[oai(nullable)]
     pub order_id: Option<String>,
     /// Trimmed and lowercased.
+    #[oai(nullable)]
     pub customer_email: Option<String>,
     /// Typed product keys the delivery names (`product-7`, `bump-7`…).
     pub products: Vec<String>,
@@ -80,6 +84,7 @@ pub struct ActivityEntry {
     /// Whether the secret word was checked (false while the app has none).
     pub verified: bool,
     /// The entry this attempt replays.
+    #[oai(nullable)]
     pub replay_of: Option<String>,
 }
 
@@ -89,6 +94,7 @@ pub struct ActivityDetail {
     #[oai(flatten)]
     pub entry: ActivityEntry,
     /// The decoded delivery, `thrivecart_secret` replaced by `"[redacted]"`.
+    #[oai(nullable)]
     pub payload: Option<serde_json::Value>,
     /// `{kind, member_id, access_level_id?, product?}` per effect.
     pub effects: Vec<serde_json::Value>,
@@ -98,6 +104,7 @@ pub struct ActivityDetail {
 pub struct ActivityList {
     pub items: Vec<ActivityEntry>,
     /// Pass as `cursor` to read older entries; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -147,12 +154,19 @@ impl ActivityApi {
     async fn list(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         /// Only entries with this status.
         status: Query<Option<ActivityStatus>>,
         /// Only this event (`order.success`…).
         event: Query<Option<String>>,
         /// Only deliveries naming this product (`7` or a typed key).
+        #[oai(validator(
+            max_length = 60,
+            pattern = "^((product|bump|upsell|downsell)-)?0{0,24}[1-9][0-9]{0,23}$"
+        ))]
         product: Query<Option<String>>,
         /// Only this customer (exact, case-insensitive).
         email: Query<Option<String>>,
@@ -160,6 +174,7 @@ impl ActivityApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<ActivityList>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -200,7 +215,13 @@ impl ActivityApi {
     async fn get(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         delivery_id: Path<String>,
     ) -> Result<Json<ActivityDetail>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -228,7 +249,13 @@ impl ActivityApi {
     async fn replay(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         delivery_id: Path<String>,
     ) -> Result<Json<ActivityDetail>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;

@@ -21,7 +21,11 @@ pub struct AppsApi {
 
 #[derive(Debug, Object)]
 pub struct CreateAppRequest {
-    /// A name for people, 1–200 characters.
+    /// A name for people: up to 200 characters, no control characters, not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    ))]
     pub name: String,
 }
 
@@ -46,12 +50,18 @@ impl From<App> for AppView {
 pub struct AppList {
     pub items: Vec<AppView>,
     /// Pass as `cursor` to read the next page; null on the last one.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Object)]
 pub struct CreateApiKeyRequest {
-    /// A label to recognise the key by, 1–200 characters.
+    /// A label to recognise the key by: up to 200 characters, no control characters, not
+    /// blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    ))]
     pub name: String,
 }
 
@@ -85,6 +95,7 @@ impl From<ApiKey> for ApiKeyView {
 pub struct ApiKeyList {
     pub items: Vec<ApiKeyView>,
     /// Pass as `cursor` to read the next page; null on the last one.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -146,6 +157,7 @@ impl AppsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<AppList>, ApiError> {
         auth.require_operator()?;
@@ -166,6 +178,9 @@ impl AppsApi {
     async fn get_app(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
     ) -> Result<Json<AppView>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -190,6 +205,9 @@ impl AppsApi {
     async fn create_api_key(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         body: JsonBody<CreateApiKeyRequest>,
     ) -> Result<CreatedKey, ApiError> {
@@ -227,11 +245,15 @@ impl AppsApi {
     async fn list_api_keys(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         /// Page size, 1–200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<ApiKeyList>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -258,7 +280,13 @@ impl AppsApi {
     async fn delete_api_key(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         key_id: Path<String>,
     ) -> Result<Deleted, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;

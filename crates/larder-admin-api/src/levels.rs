@@ -21,7 +21,12 @@ pub struct LevelsApi {
 
 #[derive(Debug, Object)]
 pub struct AccessLevelRequest {
-    /// Unique within the app (case-insensitive), 1–200 characters.
+    /// Unique within the app (case-insensitive): up to 200 characters, no control
+    /// characters, not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    ))]
     pub name: String,
 }
 
@@ -48,6 +53,7 @@ impl From<AccessLevel> for AccessLevelView {
 pub struct AccessLevelList {
     pub items: Vec<AccessLevelView>,
     /// Pass as `cursor` to read the next page; null on the last one.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -73,6 +79,9 @@ impl LevelsApi {
     async fn create(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         body: JsonBody<AccessLevelRequest>,
     ) -> Result<CreatedLevel, ApiError> {
@@ -101,11 +110,15 @@ impl LevelsApi {
     async fn list(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         /// Page size, 1–200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<AccessLevelList>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -130,7 +143,13 @@ impl LevelsApi {
     async fn get(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         level_id: Path<String>,
     ) -> Result<Json<AccessLevelView>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -154,7 +173,13 @@ impl LevelsApi {
     async fn rename(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         level_id: Path<String>,
         body: JsonBody<AccessLevelRequest>,
     ) -> Result<Json<AccessLevelView>, ApiError> {
@@ -182,7 +207,13 @@ impl LevelsApi {
     async fn delete(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         level_id: Path<String>,
     ) -> Result<Deleted, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;

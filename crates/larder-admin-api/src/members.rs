@@ -31,6 +31,7 @@ pub struct MemberView {
     pub id: String,
     /// Trimmed and lowercased.
     pub email: String,
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Created by a test-mode purchase.
     pub test: bool,
@@ -66,8 +67,10 @@ pub struct GrantView {
     /// `thrivecart` or `manual`.
     pub source: String,
     /// The typed product key; null on manual grants.
+    #[oai(nullable)]
     pub product: Option<String>,
     /// null on manual grants.
+    #[oai(nullable)]
     pub order_id: Option<String>,
     /// `active`, `paused` or `revoked`.
     pub status: String,
@@ -104,6 +107,7 @@ pub struct MemberDetail {
 pub struct MemberList {
     pub items: Vec<MemberView>,
     /// Pass as `cursor` to read the next page; null on the last one.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -156,15 +160,22 @@ impl MembersApi {
     async fn list(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         /// Exact, case-insensitive email.
         email: Query<Option<String>>,
         /// Only members with an active grant of this level.
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         access_level_id: Query<Option<String>>,
         /// Page size, 1–200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<MemberList>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -200,7 +211,13 @@ impl MembersApi {
     async fn get(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         member_id: Path<String>,
     ) -> Result<Json<MemberDetail>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -229,7 +246,13 @@ impl MembersApi {
     async fn grant(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         member_id: Path<String>,
         body: JsonBody<CreateGrantRequest>,
     ) -> Result<CreatedGrant, ApiError> {
@@ -264,8 +287,17 @@ impl MembersApi {
     async fn revoke(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         member_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         grant_id: Path<String>,
     ) -> Result<Revoked, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -292,7 +324,13 @@ impl MembersApi {
     async fn invite(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         member_id: Path<String>,
     ) -> Result<CreatedInvitation, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;

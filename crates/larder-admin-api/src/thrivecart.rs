@@ -82,6 +82,7 @@ impl From<Cancellation> for CancellationPolicy {
 pub struct ThriveCartView {
     pub enabled: bool,
     /// The URL to paste into ThriveCart's webhook settings; null while disabled.
+    #[oai(nullable)]
     pub webhook_url: Option<String>,
     pub secret_word_set: bool,
     pub test_mode: TestMode,
@@ -90,15 +91,21 @@ pub struct ThriveCartView {
 
 #[derive(Debug, Default, Object)]
 pub struct EnableRequest {
-    /// ThriveCart's secret word (Settings → API & webhooks). Omit to keep the stored one.
+    /// ThriveCart's secret word (Settings → API & webhooks), up to 200 characters, not
+    /// blank. Omit (or send null) to keep the stored one.
+    #[oai(nullable, validator(max_length = 200, pattern = "[^\\x00-\\x20]"))]
     pub secret_word: Option<String>,
 }
 
 #[derive(Debug, Object)]
 pub struct UpdateThriveCartRequest {
-    /// A new secret word; `null` clears it; absent leaves it.
+    /// A new secret word (up to 200 characters, not blank); `null` clears it; absent
+    /// leaves it.
+    #[oai(nullable, validator(max_length = 200, pattern = "[^\\x00-\\x20]"))]
     pub secret_word: MaybeUndefined<String>,
+    #[oai(nullable)]
     pub test_mode: Option<TestMode>,
+    #[oai(nullable)]
     pub cancellation: Option<Cancellation>,
 }
 
@@ -106,6 +113,10 @@ pub struct UpdateThriveCartRequest {
 pub struct CreateMappingRequest {
     /// A ThriveCart product ID (`"7"`, stored as `product-7`) or a typed key:
     /// `product-7`, `bump-7`, `upsell-3`, `downsell-2`.
+    #[oai(validator(
+        max_length = 60,
+        pattern = "^((product|bump|upsell|downsell)-)?0{0,24}[1-9][0-9]{0,23}$"
+    ))]
     pub product: String,
     /// One of the app's access levels.
     pub access_level_id: String,
@@ -135,6 +146,7 @@ impl From<Mapping> for MappingView {
 pub struct MappingList {
     pub items: Vec<MappingView>,
     /// Pass as `cursor` to read the next page; null on the last one.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -151,6 +163,7 @@ pub struct UnmappedProductView {
 pub struct UnmappedProductList {
     pub items: Vec<UnmappedProductView>,
     /// Always null: the list is short and comes whole.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -165,7 +178,7 @@ const WHAT: &str = "ThriveCart integration";
 const MAX_SECRET_WORD_CHARS: usize = 200;
 
 fn secret_word_hash(word: &str) -> Result<String, ApiError> {
-    if word.trim().is_empty() {
+    if !word.chars().any(|c| c > ' ') {
         return Err(ApiError::validation(
             "validation_failed",
             "secret_word",
@@ -214,6 +227,9 @@ impl ThriveCartApi {
     async fn get(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
     ) -> Result<Json<ThriveCartView>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -239,6 +255,9 @@ impl ThriveCartApi {
     async fn enable(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         body: OptionalJsonBody<EnableRequest>,
     ) -> Result<Json<ThriveCartView>, ApiError> {
@@ -275,6 +294,9 @@ impl ThriveCartApi {
     async fn disable(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
     ) -> Result<Json<ThriveCartView>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -299,6 +321,9 @@ impl ThriveCartApi {
     async fn update(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         body: JsonBody<UpdateThriveCartRequest>,
     ) -> Result<Json<ThriveCartView>, ApiError> {
@@ -335,6 +360,9 @@ impl ThriveCartApi {
     async fn rotate(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
     ) -> Result<Json<ThriveCartView>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -360,6 +388,9 @@ impl ThriveCartApi {
     async fn create_mapping(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         body: JsonBody<CreateMappingRequest>,
     ) -> Result<CreatedMapping, ApiError> {
@@ -398,11 +429,15 @@ impl ThriveCartApi {
     async fn list_mappings(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         /// Page size, 1–200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<MappingList>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -430,6 +465,9 @@ impl ThriveCartApi {
     async fn unmapped_products(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
     ) -> Result<Json<UnmappedProductList>, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;
@@ -462,7 +500,13 @@ impl ThriveCartApi {
     async fn delete_mapping(
         &self,
         auth: AdminAuth,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         mapping_id: Path<String>,
     ) -> Result<Deleted, ApiError> {
         let app = auth.app(&self.state.tenancy, &app_id).await?;

@@ -60,13 +60,85 @@ async fn read_json<T: ParseFromJSON>(
     if !value.is_object() {
         return Err(ApiError::validation_failed("The request body must be a JSON object.").into());
     }
+    check_field_types::<T>(&value)?;
     T::parse_from_json(Some(value)).map_err(|err| {
-        ApiError::validation_failed(format!(
-            "The request body is missing a field or has one of the wrong type: {}",
-            err.into_message()
-        ))
+        let message = err.into_message();
+        match failed_field(&message) {
+            Some(field) => ApiError::validation(
+                code_for(field),
+                field,
+                format!("`{field}` is not valid: {message}."),
+            ),
+            None => ApiError::validation_failed(format!(
+                "The request body is missing a field or has one of the wrong type: {message}"
+            )),
+        }
         .into()
     })
+}
+
+/// The field a poem-openapi validator refused (`field `name` verification failed`).
+fn failed_field(message: &str) -> Option<&str> {
+    let rest = message.split("field `").nth(1)?;
+    let (field, after) = rest.split_once('`')?;
+    after
+        .trim_start()
+        .starts_with("verification failed")
+        .then_some(field)
+}
+
+/// The error code of a field whose published rules (`pattern`, lengths) it broke.
+fn code_for(field: &str) -> &'static str {
+    match field {
+        "product" => "invalid_product",
+        "password" => "weak_password",
+        _ => "validation_failed",
+    }
+}
+
+/// Refuses a body whose fields have the wrong JSON type. poem-openapi would read `7` or
+/// `true` into a string field; the published document says string, so only a string is.
+fn check_field_types<T: Type>(value: &serde_json::Value) -> Result<(), ApiError> {
+    use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+    use serde_json::Value;
+
+    fn resolve<'a>(registry: &'a Registry, schema: &'a MetaSchemaRef) -> Option<&'a MetaSchema> {
+        match schema {
+            MetaSchemaRef::Inline(s) => Some(s),
+            MetaSchemaRef::Reference(name) => registry.schemas.get(name),
+        }
+    }
+
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    let schema_ref = T::schema_ref();
+    let (Some(schema), Some(object)) = (resolve(&registry, &schema_ref), value.as_object()) else {
+        return Ok(());
+    };
+    for (name, property) in &schema.properties {
+        let (Some(given), Some(property)) = (object.get(*name), resolve(&registry, property))
+        else {
+            continue;
+        };
+        let fits = match (property.ty, given) {
+            (_, Value::Null) => property.nullable || !schema.required.contains(name),
+            ("string", v) => v.is_string(),
+            ("integer", v) => v.is_i64() || v.is_u64(),
+            ("number", v) => v.is_number(),
+            ("boolean", v) => v.is_boolean(),
+            ("array", v) => v.is_array(),
+            ("object", v) => v.is_object(),
+            _ => true,
+        };
+        if !fits {
+            return Err(ApiError::validation(
+                "validation_failed",
+                name,
+                format!("`{name}` must be of type {}.", property.ty),
+            ));
+        }
+    }
+    Ok(())
 }
 
 macro_rules! json_body {

@@ -1,7 +1,9 @@
 //! Cursor pagination for every admin list: `limit` 1–200 (default 50) and an opaque cursor.
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use larder_store::{DEFAULT_PAGE_SIZE, Page, PageRequest};
 
 use crate::error::ApiError;
@@ -11,8 +13,17 @@ pub fn encode_cursor(after: uuid::Uuid) -> String {
     URL_SAFE_NO_PAD.encode(after.as_bytes())
 }
 
+/// Reads any 22 base64url characters (the `pattern` the document publishes), whatever the
+/// unused low bits of the last one: every such cursor is a position, if not one handed out.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 fn decode_cursor(cursor: &str) -> Option<uuid::Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let bytes = LENIENT.decode(cursor).ok()?;
     uuid::Uuid::from_slice(&bytes).ok()
 }
 

@@ -253,7 +253,8 @@ fn parse_app(raw: &str) -> Result<AppId, MemberError> {
 pub struct SetPasswordRequest {
     /// The token of the invitation link.
     pub token: String,
-    /// At least 10 characters, and not the email address.
+    /// At least 10 characters (at most 1024), and not the email address.
+    #[oai(validator(min_length = 10, max_length = 1024))]
     pub password: String,
 }
 
@@ -281,6 +282,7 @@ pub struct LevelView {
 pub struct MeView {
     pub id: String,
     pub email: String,
+    #[oai(nullable)]
     pub name: Option<String>,
     /// The access levels the member has now.
     pub access_levels: Vec<LevelView>,
@@ -341,6 +343,9 @@ impl MemberApi {
     )]
     async fn set_password(
         &self,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         body: JsonBody<SetPasswordRequest>,
     ) -> Result<Done, MemberError> {
@@ -384,6 +389,9 @@ impl MemberApi {
     )]
     async fn sign_in(
         &self,
+        #[oai(validator(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         app_id: Path<String>,
         body: JsonBody<SignInRequest>,
     ) -> Result<SignedIn, MemberError> {
@@ -495,7 +503,10 @@ mod tests {
     #[tokio::test]
     async fn passwords_verify_only_themselves() {
         let p = Passwords::new(2);
-        let hash = p.hash("correct horse battery").await.expect("hashing works");
+        let hash = p
+            .hash("correct horse battery")
+            .await
+            .expect("hashing works");
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
