@@ -20,6 +20,7 @@ pub struct AppsApi {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct CreateAppRequest {
     /// A name for people: up to 200 characters, no control characters, not blank.
     #[oai(validator(
@@ -30,6 +31,7 @@ pub struct CreateAppRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct AppView {
     pub id: String,
     pub name: String,
@@ -55,6 +57,7 @@ pub struct AppList {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct CreateApiKeyRequest {
     /// A label to recognise the key by: up to 200 characters, no control characters, not
     /// blank.
@@ -67,6 +70,7 @@ pub struct CreateApiKeyRequest {
 
 /// A new key. `key` is shown only here; Larder keeps only its hash.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct CreatedApiKey {
     pub id: String,
     pub name: String,
@@ -174,6 +178,8 @@ impl AppsApi {
     }
 
     /// Get an app
+    ///
+    /// The operator may read any app; an app's key only its own (another app is 404).
     #[oai(path = "/apps/:app_id", method = "get", operation_id = "getApp")]
     async fn get_app(
         &self,
@@ -300,5 +306,42 @@ impl AppsApi {
             .map_err(|e| ApiError::from_store(e, "api key"))?;
         self.state.tenancy.api_key_revoked(&hash).await;
         Ok(Deleted::NoContent)
+    }
+}
+
+impl poem_openapi::types::Example for CreateAppRequest {
+    fn example() -> Self {
+        Self {
+            name: "Acme Academy".into(),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for CreateApiKeyRequest {
+    fn example() -> Self {
+        Self {
+            name: "setup script".into(),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for AppView {
+    fn example() -> Self {
+        Self {
+            id: "01a21ade-4839-75cf-8b84-6a3918e0f586".into(),
+            name: "Acme Academy".into(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+impl poem_openapi::types::Example for CreatedApiKey {
+    fn example() -> Self {
+        Self {
+            id: "01a21ade-ce20-700a-955d-a701080d1ac1".into(),
+            name: "setup script".into(),
+            key: "lk_pxUspWTJFWHomRH6Gg29T6UsPRjbQIS--g-Hg2ai44E".into(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        }
     }
 }

@@ -20,6 +20,7 @@ pub struct LevelsApi {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct AccessLevelRequest {
     /// Unique within the app (case-insensitive): up to 200 characters, no control
     /// characters, not blank.
@@ -102,6 +103,8 @@ impl LevelsApi {
     }
 
     /// List access levels
+    ///
+    /// The app's access levels, oldest first, a page at a time.
     #[oai(
         path = "/:app_id/access-levels",
         method = "get",
@@ -135,6 +138,8 @@ impl LevelsApi {
     }
 
     /// Get an access level
+    ///
+    /// One of the app's access levels; another app's is 404.
     #[oai(
         path = "/:app_id/access-levels/:level_id",
         method = "get",
@@ -165,6 +170,9 @@ impl LevelsApi {
     }
 
     /// Rename an access level
+    ///
+    /// Mappings and grants keep pointing at it. 409 when the app already has a level of
+    /// that name (case-insensitive).
     #[oai(
         path = "/:app_id/access-levels/:level_id",
         method = "patch",
@@ -225,5 +233,13 @@ impl LevelsApi {
             .await
             .map_err(|e| ApiError::from_store(e, WHAT))?;
         Ok(Deleted::NoContent)
+    }
+}
+
+impl poem_openapi::types::Example for AccessLevelRequest {
+    fn example() -> Self {
+        Self {
+            name: "Gold".into(),
+        }
     }
 }

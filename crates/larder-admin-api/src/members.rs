@@ -112,6 +112,7 @@ pub struct MemberList {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct CreateGrantRequest {
     /// One of the app's access levels.
     pub access_level_id: String,
@@ -152,6 +153,10 @@ const INVITATION_TTL_DAYS: i64 = 7;
 #[OpenApi(prefix_path = "/admin/v1/apps", tag = "Tag::Members")]
 impl MembersApi {
     /// List members
+    ///
+    /// The app's members, oldest first, each with the access levels they have now.
+    /// `email` finds one member (exact, case-insensitive); `access_level_id` those who have
+    /// that level.
     #[oai(
         path = "/:app_id/members",
         method = "get",
@@ -350,5 +355,13 @@ impl MembersApi {
             ),
             expires_at,
         })))
+    }
+}
+
+impl poem_openapi::types::Example for CreateGrantRequest {
+    fn example() -> Self {
+        Self {
+            access_level_id: "01a21adf-1965-7166-8ba8-81632aa17ed4".into(),
+        }
     }
 }

@@ -79,6 +79,7 @@ impl From<Cancellation> for CancellationPolicy {
 
 /// The integration as an admin sees it. The secret word itself is never shown.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ThriveCartView {
     pub enabled: bool,
     /// The URL to paste into ThriveCart's webhook settings; null while disabled.
@@ -90,6 +91,7 @@ pub struct ThriveCartView {
 }
 
 #[derive(Debug, Default, Object)]
+#[oai(example)]
 pub struct EnableRequest {
     /// ThriveCart's secret word (Settings → API & webhooks), up to 200 characters, not
     /// blank. Omit (or send null) to keep the stored one.
@@ -98,6 +100,7 @@ pub struct EnableRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct UpdateThriveCartRequest {
     /// A new secret word (up to 200 characters, not blank); `null` clears it; absent
     /// leaves it.
@@ -110,6 +113,7 @@ pub struct UpdateThriveCartRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct CreateMappingRequest {
     /// A ThriveCart product ID (`"7"`, stored as `product-7`) or a typed key:
     /// `product-7`, `bump-7`, `upsell-3`, `downsell-2`.
@@ -421,6 +425,8 @@ impl ThriveCartApi {
     }
 
     /// List product mappings
+    ///
+    /// Which ThriveCart product keys grant which access levels, oldest first.
     #[oai(
         path = "/:app_id/thrivecart/mappings",
         method = "get",
@@ -492,6 +498,8 @@ impl ThriveCartApi {
     }
 
     /// Delete a product mapping
+    ///
+    /// Later purchases of the product grant nothing through it; grants already given stay.
     #[oai(
         path = "/:app_id/thrivecart/mappings/:mapping_id",
         method = "delete",
@@ -519,5 +527,47 @@ impl ThriveCartApi {
             .map_err(|e| ApiError::from_store(e, "mapping"))?;
         self.state.tenancy.mappings_changed(app).await?;
         Ok(Deleted::NoContent)
+    }
+}
+
+impl poem_openapi::types::Example for EnableRequest {
+    fn example() -> Self {
+        Self {
+            secret_word: Some("K7QX2M9PLD4R".into()),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for UpdateThriveCartRequest {
+    fn example() -> Self {
+        Self {
+            secret_word: MaybeUndefined::Undefined,
+            test_mode: Some(TestMode::Ignore),
+            cancellation: Some(Cancellation::PeriodEnd),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for ThriveCartView {
+    fn example() -> Self {
+        Self {
+            enabled: true,
+            webhook_url: Some(
+                "https://larder.example.com/webhooks/thrivecart/KXtVxbsR-GD_wBvdpCkPctfQOa752p16tT-k4CsR2Rw"
+                    .into(),
+            ),
+            secret_word_set: true,
+            test_mode: TestMode::Process,
+            cancellation: Cancellation::Immediate,
+        }
+    }
+}
+
+impl poem_openapi::types::Example for CreateMappingRequest {
+    fn example() -> Self {
+        Self {
+            product: "7".into(),
+            access_level_id: "01a21adf-1965-7166-8ba8-81632aa17ed4".into(),
+        }
     }
 }

@@ -250,6 +250,7 @@ fn parse_app(raw: &str) -> Result<AppId, MemberError> {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct SetPasswordRequest {
     /// The token of the invitation link.
     pub token: String,
@@ -259,6 +260,7 @@ pub struct SetPasswordRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct SignInRequest {
     pub email: String,
     pub password: String,
@@ -279,6 +281,7 @@ pub struct LevelView {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MeView {
     pub id: String,
     pub email: String,
@@ -515,5 +518,37 @@ mod tests {
         assert!(!p.verify("correct horse batter", Some(&hash)).await);
         assert!(!p.verify("correct horse battery", None).await);
         assert!(!p.verify("x", Some("not a hash")).await);
+    }
+}
+
+impl poem_openapi::types::Example for SetPasswordRequest {
+    fn example() -> Self {
+        Self {
+            token: "li_Q2hpY2tlbiBzb3VwIGZvciB0aGUgc291bA".into(),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for SignInRequest {
+    fn example() -> Self {
+        Self {
+            email: "avery.quinn@example.com".into(),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for MeView {
+    fn example() -> Self {
+        Self {
+            id: "01a21af4-c5d8-7242-a47f-2353fee99c4f".into(),
+            email: "avery.quinn@example.com".into(),
+            name: Some("Avery Quinn".into()),
+            access_levels: vec![LevelView {
+                id: "01a21adf-1965-7166-8ba8-81632aa17ed4".into(),
+                name: "Gold".into(),
+            }],
+        }
     }
 }

@@ -111,6 +111,18 @@ async fn every_operation_has_an_id_summary_and_error_body() {
         for (method, op) in item.as_object().unwrap() {
             assert!(op["operationId"].is_string(), "{method} {path}");
             assert!(op["summary"].is_string(), "{method} {path}");
+            assert!(op["description"].is_string(), "{method} {path}");
+            // Request bodies come with an example.
+            if let Some(reference) =
+                op["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"]
+                    .as_str()
+            {
+                let name = reference.rsplit('/').next().unwrap();
+                assert!(
+                    spec["components"]["schemas"][name]["example"].is_object(),
+                    "{method} {path}: {name} has no example"
+                );
+            }
             let responses = op["responses"].as_object().unwrap();
             assert!(responses.contains_key("401"), "{method} {path}");
             assert!(responses.contains_key("404"), "{method} {path}");
