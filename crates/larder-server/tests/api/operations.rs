@@ -113,9 +113,9 @@ async fn every_operation_has_an_id_summary_and_error_body() {
             assert!(op["summary"].is_string(), "{method} {path}");
             assert!(op["description"].is_string(), "{method} {path}");
             // Request bodies come with an example.
-            if let Some(reference) =
-                op["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"]
-                    .as_str()
+            if let Some(reference) = op["requestBody"]["content"]["application/json; charset=utf-8"]
+                ["schema"]["$ref"]
+                .as_str()
             {
                 let name = reference.rsplit('/').next().unwrap();
                 assert!(

@@ -233,6 +233,45 @@ async fn a_disable_through_one_process_reaches_the_other_within_a_second() {
         took < Duration::from_secs(1),
         "the other process took {took:?}"
     );
+
+    // An API key revoked through one process stops working in the other at once.
+    let key: serde_json::Value = client
+        .post(format!("{}/admin/v1/apps/{app}/api-keys", one.base))
+        .header("authorization", &auth)
+        .json(&json!({"name": "shared"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let levels = format!("{}/admin/v1/apps/{app}/access-levels", two.base);
+    let secret = key["key"].as_str().unwrap();
+    let before = client
+        .get(&levels)
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.status(), StatusCode::OK);
+    let revoked = client
+        .delete(format!(
+            "{}/admin/v1/apps/{app}/api-keys/{}",
+            one.base,
+            key["id"].as_str().unwrap()
+        ))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let after = client
+        .get(&levels)
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
