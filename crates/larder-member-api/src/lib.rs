@@ -491,36 +491,6 @@ impl MemberApi {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn weak_passwords_are_named() {
-        assert!(weakness("short", "a@b.c").is_some());
-        assert!(weakness("Pat@Example.com", "pat@example.com").is_some());
-        assert!(weakness(&"x".repeat(1025), "a@b.c").is_some());
-        assert_eq!(weakness("correct horse battery", "a@b.c"), None);
-    }
-
-    #[tokio::test]
-    async fn passwords_verify_only_themselves() {
-        let p = Passwords::new(2);
-        let hash = p
-            .hash("correct horse battery")
-            .await
-            .expect("hashing works");
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
-        assert!(p.verify("correct horse battery", Some(&hash)).await);
-        assert!(!p.verify("correct horse batter", Some(&hash)).await);
-        assert!(!p.verify("correct horse battery", None).await);
-        assert!(!p.verify("x", Some("not a hash")).await);
-    }
-}
-
 impl poem_openapi::types::Example for SetPasswordRequest {
     fn example() -> Self {
         Self {
@@ -550,5 +520,35 @@ impl poem_openapi::types::Example for MeView {
                 name: "Gold".into(),
             }],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_passwords_are_named() {
+        assert!(weakness("short", "a@b.c").is_some());
+        assert!(weakness("Pat@Example.com", "pat@example.com").is_some());
+        assert!(weakness(&"x".repeat(1025), "a@b.c").is_some());
+        assert_eq!(weakness("correct horse battery", "a@b.c"), None);
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_only_themselves() {
+        let p = Passwords::new(2);
+        let hash = p
+            .hash("correct horse battery")
+            .await
+            .expect("hashing works");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(p.verify("correct horse battery", Some(&hash)).await);
+        assert!(!p.verify("correct horse batter", Some(&hash)).await);
+        assert!(!p.verify("correct horse battery", None).await);
+        assert!(!p.verify("x", Some("not a hash")).await);
     }
 }
