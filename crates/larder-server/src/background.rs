@@ -1,5 +1,5 @@
-//! Background work: period-end revocations when they fall due, and pruning the activity
-//! log past its retention. Both are idempotent statements on the store, so several Larder
+//! Background work: period-end revocations when they fall due, pruning the activity log
+//! past its retention, and dropping expired sessions and spent invitations. Both are idempotent statements on the store, so several Larder
 //! processes may run them at once, and a restart just picks up what is due.
 
 use std::sync::Arc;
@@ -52,6 +52,11 @@ pub fn spawn(store: Arc<dyn Store>, retention: Duration) -> Background {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "old activity pruned"),
                 Err(err) => tracing::warn!(error = %err, "could not prune activity"),
+            }
+            match store.prune_sign_ins(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "expired sessions and invitations pruned"),
+                Err(err) => tracing::warn!(error = %err, "could not prune sessions"),
             }
         }
     });

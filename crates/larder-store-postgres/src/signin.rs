@@ -229,6 +229,21 @@ impl PgStore {
         Ok(row.map(|(a, m)| (AppId::from_uuid(a), MemberId::from_uuid(m))))
     }
 
+    pub(crate) async fn prune_sign_ins_impl(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let sessions = sqlx::query("delete from member_sessions where expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let invitations =
+            sqlx::query("delete from invitations where used_at is not null or expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(sessions.rows_affected() + invitations.rows_affected())
+    }
+
     pub(crate) async fn delete_session_impl(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("delete from member_sessions where token_hash = $1")
             .bind(token_hash)

@@ -834,6 +834,10 @@ impl Store for SqliteStore {
         self.prune_deliveries_impl(before).await
     }
 
+    async fn prune_sign_ins(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_sign_ins_impl(now).await
+    }
+
     async fn delete_mapping(&self, app: AppId, id: MappingId) -> StoreResult<()> {
         let done = sqlx::query("delete from product_mappings where app_id = ?1 and id = ?2")
             .bind(app.to_string())

@@ -248,6 +248,22 @@ impl SqliteStore {
         .transpose()
     }
 
+    pub(crate) async fn prune_sign_ins_impl(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+        let at = format_time(at);
+        let sessions = sqlx::query("delete from member_sessions where expires_at <= ?1")
+            .bind(&at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let invitations =
+            sqlx::query("delete from invitations where used_at is not null or expires_at <= ?1")
+                .bind(&at)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(sessions.rows_affected() + invitations.rows_affected())
+    }
+
     pub(crate) async fn delete_session_impl(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("delete from member_sessions where token_hash = ?1")
             .bind(token_hash)

@@ -1210,4 +1210,36 @@ pub async fn sessions_expire_and_end(store: &dyn Store) {
     assert_eq!(store.find_session("s2", now).await.unwrap(), None);
     store.delete_session("s1").await.unwrap();
     assert_eq!(store.find_session("s1", now).await.unwrap(), None);
+
+    // Expired sessions and used or expired invitations are pruned; live ones stay.
+    store
+        .create_session(app, member, "s3", now + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    store
+        .create_invitation(app, member, "i-live", now + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    store
+        .create_invitation(app, member, "i-used", now + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .redeem_invitation(app, "i-used", "phc", now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.prune_sign_ins(now).await.unwrap(), 2);
+    assert_eq!(
+        store.find_session("s3", now).await.unwrap(),
+        Some((app, member))
+    );
+    assert!(
+        store
+            .find_invitation(app, "i-live", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -230,6 +230,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn revoke_due_items(&self, now: i64) -> StoreResult<u64>;
     /// Deletes activity entries (and fingerprints) older than `before`.
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Deletes expired sessions and used or expired invitations. Returns how many.
+    async fn prune_sign_ins(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// The two storage backends.
