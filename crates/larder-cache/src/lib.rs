@@ -49,12 +49,13 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
 
     async fn delete(&self, key: &str) -> CacheResult<()>;
 
-    /// Adds one to the counter at `key`. The counter lives `window` from its first
-    /// increment (later ones do not extend it). Returns the new count and the time left.
-    async fn increment(&self, key: &str, window: Duration) -> CacheResult<(u64, Duration)>;
+    /// Adds `delta` (which may be negative) to the counter at `key`, atomically. The counter
+    /// lives `window` from its creation (later changes do not extend it). Returns the new
+    /// count and the time left.
+    async fn add(&self, key: &str, delta: i64, window: Duration) -> CacheResult<(i64, Duration)>;
 
     /// The counter at `key` and its time left; `(0, 0)` when there is none.
-    async fn counter(&self, key: &str) -> CacheResult<(u64, Duration)>;
+    async fn counter(&self, key: &str) -> CacheResult<(i64, Duration)>;
 }
 
 // --- Redis ----------------------------------------------------------------------------------
@@ -182,12 +183,12 @@ impl Cache for RedisCache {
         Ok(())
     }
 
-    async fn increment(&self, key: &str, window: Duration) -> CacheResult<(u64, Duration)> {
+    async fn add(&self, key: &str, delta: i64, window: Duration) -> CacheResult<(i64, Duration)> {
         let mut conn = self.conn.clone();
         let key = self.key(key);
         // One round trip, applied atomically: create with the window if absent, count, read
         // the time left.
-        let (count, left): (u64, i64) = redis::pipe()
+        let (count, left): (i64, i64) = redis::pipe()
             .atomic()
             .cmd("SET")
             .arg(&key)
@@ -196,8 +197,9 @@ impl Cache for RedisCache {
             .arg(millis(window))
             .arg("NX")
             .ignore()
-            .cmd("INCR")
+            .cmd("INCRBY")
             .arg(&key)
+            .arg(delta)
             .cmd("PTTL")
             .arg(&key)
             .query_async(&mut conn)
@@ -209,10 +211,10 @@ impl Cache for RedisCache {
         ))
     }
 
-    async fn counter(&self, key: &str) -> CacheResult<(u64, Duration)> {
+    async fn counter(&self, key: &str) -> CacheResult<(i64, Duration)> {
         let mut conn = self.conn.clone();
         let key = self.key(key);
-        let (count, left): (Option<u64>, i64) = redis::pipe()
+        let (count, left): (Option<i64>, i64) = redis::pipe()
             .cmd("GET")
             .arg(&key)
             .cmd("PTTL")
@@ -328,17 +330,19 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn increment(&self, key: &str, window: Duration) -> CacheResult<(u64, Duration)> {
+    async fn add(&self, key: &str, delta: i64, window: Duration) -> CacheResult<(i64, Duration)> {
         let result = self
             .entries
             .entry(key.to_owned())
             .and_compute_with(|existing| {
                 let next = match existing.map(|e| e.into_value()) {
                     Some(e) if e.expires_at > Instant::now() => Entry {
-                        value: (e.value.parse::<u64>().unwrap_or(0) + 1).to_string().into(),
+                        value: (e.value.parse::<i64>().unwrap_or(0) + delta)
+                            .to_string()
+                            .into(),
                         expires_at: e.expires_at,
                     },
-                    _ => Entry::new("1", window),
+                    _ => Entry::new(&delta.to_string(), window),
                 };
                 std::future::ready(moka::ops::compute::Op::Put(next))
             })
@@ -354,7 +358,7 @@ impl Cache for MemoryCache {
             .unwrap_or((0, Duration::ZERO)))
     }
 
-    async fn counter(&self, key: &str) -> CacheResult<(u64, Duration)> {
+    async fn counter(&self, key: &str) -> CacheResult<(i64, Duration)> {
         Ok(self
             .entries
             .get(key)
@@ -409,7 +413,7 @@ mod tests {
         assert_eq!(cache.counter("hits").await.unwrap().0, 0);
         for n in 1..=3 {
             let (count, left) = cache
-                .increment("hits", Duration::from_millis(300))
+                .add("hits", 1, Duration::from_millis(300))
                 .await
                 .unwrap();
             assert_eq!(count, n);
@@ -417,17 +421,17 @@ mod tests {
         }
         assert_eq!(cache.counter("hits").await.unwrap().0, 3);
         let counts = futures::future::join_all(
-            (0..20).map(|_| cache.increment("many", Duration::from_secs(60))),
+            (0..20).map(|_| cache.add("many", 1, Duration::from_secs(60))),
         )
         .await;
-        let mut counts: Vec<u64> = counts.into_iter().map(|c| c.unwrap().0).collect();
+        let mut counts: Vec<i64> = counts.into_iter().map(|c| c.unwrap().0).collect();
         counts.sort_unstable();
         assert_eq!(counts, (1..=20).collect::<Vec<_>>());
         tokio::time::sleep(Duration::from_millis(350)).await;
         assert_eq!(cache.counter("hits").await.unwrap().0, 0);
         assert_eq!(
             cache
-                .increment("hits", Duration::from_secs(1))
+                .add("hits", 1, Duration::from_secs(1))
                 .await
                 .unwrap()
                 .0,

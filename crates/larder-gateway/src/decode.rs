@@ -39,6 +39,10 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Dec
     }
 }
 
+/// The deepest key accepted (`order[charges][0][item_type]` is 4). ThriveCart nests 4
+/// deep at most; a limit keeps a hostile body from recursing the decoder into the ground.
+const MAX_KEY_DEPTH: usize = 8;
+
 /// One bracket key, `order[charges][0][item_type]`, as its segments. `a[]` appends.
 fn key_segments(key: &str) -> Result<Vec<Option<&str>>, DecodeError> {
     let bad = || DecodeError::Form(format!("malformed key `{key}`"));
@@ -55,6 +59,11 @@ fn key_segments(key: &str) -> Result<Vec<Option<&str>>, DecodeError> {
         let close = inner.find(']').ok_or_else(bad)?;
         let segment = &inner[..close];
         segments.push((!segment.is_empty()).then_some(segment));
+        if segments.len() > MAX_KEY_DEPTH {
+            return Err(DecodeError::Form(format!(
+                "a key nests deeper than {MAX_KEY_DEPTH} levels"
+            )));
+        }
         rest = &inner[close + 1..];
     }
     Ok(segments)
@@ -215,5 +224,10 @@ mod tests {
         assert!(decode_body(None, b"a[b=1").is_err());
         assert!(decode_body(None, &[0xff, 0xfe, b'=', 0x80]).is_err());
         assert!(decode_body(None, b"a=%ff%fe").is_err());
+        // Deep nesting is refused, not recursed into.
+        let deep = format!("a{}=1", "[x]".repeat(100_000));
+        assert!(decode_body(None, deep.as_bytes()).is_err());
+        let ok = format!("a{}=1", "[x]".repeat(MAX_KEY_DEPTH - 1));
+        assert!(decode_body(None, ok.as_bytes()).is_ok());
     }
 }

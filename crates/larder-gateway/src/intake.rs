@@ -72,6 +72,48 @@ pub struct Gateway {
     tenancy: Tenancy,
 }
 
+/// What the activity log keeps of a body that could not be decoded: its start, with the
+/// secret word's value replaced. A body that names the secret in a way that cannot be taken
+/// apart (broken JSON, say) is not kept at all, only its size.
+fn kept_raw(body: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(&body[..body.len().min(RAW_KEPT_BYTES)]);
+    let decoded: String = url::form_urlencoded::parse(text.as_bytes())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let names_secret = |s: &str| s.to_ascii_lowercase().contains(thrivecart::SECRET_FIELD);
+    if !names_secret(&text) && !names_secret(&decoded) {
+        return json!({ "raw": text });
+    }
+    let form_like = !text.trim_start().starts_with(['{', '[']);
+    if form_like {
+        let redacted: Vec<String> = text
+            .split('&')
+            .map(|pair| {
+                let raw_key = pair.split('=').next().unwrap_or_default();
+                let key: String = url::form_urlencoded::parse(raw_key.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                if key.trim().eq_ignore_ascii_case(thrivecart::SECRET_FIELD) {
+                    format!("{raw_key}=[redacted]")
+                } else {
+                    pair.to_owned()
+                }
+            })
+            .collect();
+        let redacted = redacted.join("&");
+        // Whatever still names the secret after that is not kept.
+        let rest: String = url::form_urlencoded::parse(redacted.as_bytes())
+            .filter(|(_, v)| v != "[redacted]")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !names_secret(&rest) {
+            return json!({ "raw": redacted });
+        }
+    }
+    json!({ "raw": null, "bytes": body.len(), "note": "not kept: it carries the secret word" })
+}
+
 fn idempotency_key(app: AppId, fingerprint: &str) -> String {
     format!("idem:{app}:{fingerprint}")
 }
@@ -170,9 +212,9 @@ impl Gateway {
                     .await;
             }
             Err(err) => {
-                // Keep the start of what arrived, so an admin can see it.
-                let raw = String::from_utf8_lossy(&body[..body.len().min(RAW_KEPT_BYTES)]);
-                record.payload = Some(json!({ "raw": raw }));
+                // Keep the start of what arrived (without the secret word), so an admin can
+                // see what was wrong.
+                record.payload = Some(kept_raw(body));
                 return self
                     .invalid(record, &format!("Undecodable body: {err}."))
                     .await;
@@ -355,5 +397,28 @@ impl Gateway {
             )
             .await?;
         Ok(self.store().get_activity(app, done.id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_raw;
+
+    #[test]
+    fn undecodable_bodies_are_kept_without_the_secret() {
+        let kept = kept_raw(b"a=1&a[b]=2&thrivecart_secret=K7QX2M9PLD4R&event=order.success");
+        let text = kept["raw"].as_str().expect("kept");
+        assert!(!text.contains("K7QX"), "{text}");
+        assert!(text.contains("thrivecart_secret=[redacted]"), "{text}");
+        assert!(text.contains("event=order.success"), "{text}");
+
+        let kept = kept_raw(b"thrivecart%5Fsecret=K7QX2M9PLD4R&a=%ff");
+        assert!(!kept.to_string().contains("K7QX"), "{kept}");
+
+        let kept = kept_raw(br#"{"thrivecart_secret": "K7QX2M9PLD4R", "#);
+        assert!(!kept.to_string().contains("K7QX"), "{kept}");
+        assert_eq!(kept["bytes"], 38);
+
+        assert_eq!(kept_raw(b"not a delivery")["raw"], "not a delivery");
     }
 }

@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 /// How long a session lasts.
 const SESSION_TTL_DAYS: i64 = 30;
 /// Failures allowed per app and email within [`FAILURE_WINDOW`].
-const MAX_FAILURES: u64 = 10;
+const MAX_FAILURES: i64 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The shortest password accepted.
 const MIN_PASSWORD_CHARS: usize = 10;
@@ -404,11 +404,14 @@ impl MemberApi {
             .unwrap_or_else(|_| body.email.trim().to_lowercase());
         let cache = self.state.tenancy.cache();
         let key = failures_key(app, &email);
-        let (failures, left) = cache.counter(&key).await.unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "could not read sign-in failures");
-            (0, Duration::ZERO)
-        });
-        if failures >= MAX_FAILURES {
+        // Reserve this attempt before the slow check, atomically: parallel attempts each
+        // take a place, so no burst gets more than the allowed tries. A success gives its
+        // place back; a failure keeps it. Without a working counter, no sign-in (fail closed).
+        let (attempts, left) = cache.add(&key, 1, FAILURE_WINDOW).await.map_err(|err| {
+            tracing::error!(error = %err, "could not count a sign-in attempt");
+            MemberError::unavailable()
+        })?;
+        if attempts > MAX_FAILURES {
             return Err(MemberError::RateLimited(
                 error_body(
                     "rate_limited",
@@ -427,13 +430,14 @@ impl MemberApi {
         let too_long = body.password.chars().count() > MAX_PASSWORD_CHARS;
         let ok = !too_long && self.state.passwords.verify(&body.password, stored).await;
         let member = match (ok, found) {
-            (true, Some((member, _))) => member,
-            _ => {
-                if let Err(err) = cache.increment(&key, FAILURE_WINDOW).await {
-                    tracing::warn!(error = %err, "could not count a sign-in failure");
+            (true, Some((member, _))) => {
+                if let Err(err) = cache.add(&key, -1, FAILURE_WINDOW).await {
+                    tracing::warn!(error = %err, "could not release a sign-in attempt");
                 }
-                return Err(MemberError::invalid_credentials());
+                member
             }
+            // The reserved place stays: it is this failure.
+            _ => return Err(MemberError::invalid_credentials()),
         };
         let token = secrets::generate_session_token();
         let expires_at = Utc::now() + chrono::Duration::days(SESSION_TTL_DAYS);
