@@ -378,9 +378,11 @@ fn lifecycle(
         }
         // The purchase has not arrived yet. Remember what happened, so the purchase,
         // when it comes, starts from here.
-        let status = match change {
-            Change::Revoke(_) => ItemStatus::Revoked,
-            Change::Pause => ItemStatus::Paused,
+        let (status, revoke_at) = match change {
+            Change::Revoke(_) => (ItemStatus::Revoked, None),
+            Change::Pause => (ItemStatus::Paused, None),
+            // Access until the end of the paid period, whenever the purchase arrives.
+            Change::RevokeAt(end) => (ItemStatus::Active, Some(end)),
             _ => {
                 return Plan::nothing(
                     PlanStatus::Ignored,
@@ -388,12 +390,13 @@ fn lifecycle(
                 );
             }
         };
+        let what = match revoke_at {
+            Some(end) => format!("cancelled at the end of the paid period ({end})"),
+            None => status.as_str().to_owned(),
+        };
         let mut plan = Plan::nothing(
             PlanStatus::Applied,
-            format!(
-                "{key} in order {order} recorded as {} before its purchase arrived.",
-                status.as_str()
-            ),
+            format!("{key} in order {order} recorded as {what} before its purchase arrived."),
         );
         plan.items.push(ItemWrite {
             product: key.clone(),
@@ -401,7 +404,7 @@ fn lifecycle(
             status_at: at,
             past_due: false,
             member_id: None,
-            revoke_at: None,
+            revoke_at,
             subscription_id: None,
             grant_levels: Vec::new(),
             test: input.delivery.mode == Mode::Test,

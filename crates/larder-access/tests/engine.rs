@@ -388,6 +388,49 @@ fn period_end_cancellation_waits_for_the_end_of_the_paid_period() {
 }
 
 #[test]
+fn a_period_end_cancellation_before_its_purchase_still_ends_access() {
+    let mut w = World::new(&ALL);
+    w.cancellation = CancellationPolicy::PeriodEnd;
+    let mut cancel = fixture("04-order-subscription-cancelled");
+    cancel["subscription"]["billing_period_end"] = (NOW + 86_400).to_string().into();
+    let d = parse_delivery(&cancel).unwrap().unwrap();
+    let p = plan(&PlanInput {
+        delivery: &d,
+        mappings: &w.mappings,
+        items: &HashMap::new(),
+        member: None,
+        test_mode: w.test_mode,
+        cancellation: w.cancellation,
+        now: NOW,
+        new_member_id: MemberId::new(),
+    });
+    assert_eq!(p.status, PlanStatus::Applied, "{}", p.message);
+    assert_eq!(p.items[0].revoke_at, Some(NOW + 86_400));
+    // The purchase, arriving after, keeps the end date.
+    let state = ItemState {
+        status: p.items[0].status,
+        status_at: p.items[0].status_at,
+        past_due: false,
+        member_id: None,
+        levels: Vec::new(),
+        revoke_at: p.items[0].revoke_at,
+        subscription_id: None,
+    };
+    w.items.insert(
+        ("4100456".into(), ProductKey::parse("product-7").unwrap()),
+        state,
+    );
+    let p = w.apply("02-order-success-bump-and-upsell");
+    let item = p
+        .items
+        .iter()
+        .find(|i| i.product.to_string() == "product-7")
+        .unwrap();
+    assert_eq!(item.status, ItemStatus::Active);
+    assert_eq!(item.revoke_at, Some(NOW + 86_400));
+}
+
+#[test]
 fn replaying_a_purchase_grants_nothing_twice() {
     let mut w = World::new(&ALL);
     w.apply("01-order-success-single-product");

@@ -239,8 +239,9 @@ impl ActivityApi {
     /// Replay a delivery
     ///
     /// Applies an `unmapped` or `failed` delivery again with today's mappings (say, after
-    /// adding the missing one). Answers the entry of the new attempt; the original keeps its
-    /// status. Replaying again is allowed and never applies an effect twice.
+    /// adding the missing one); an `applied` one too, for items that were unmapped then.
+    /// Answers the entry of the new attempt; the original keeps its status. Replaying again
+    /// is allowed and never applies an effect twice.
     #[oai(
         path = "/:app_id/activity/:delivery_id/replay",
         method = "post",
@@ -264,7 +265,7 @@ impl ActivityApi {
             Ok(d) => Ok(Json(detail(d))),
             Err(ReplayError::NotReplayable) => Err(ApiError::conflict(
                 "not_replayable",
-                "Only `unmapped` or `failed` deliveries can be replayed.",
+                "Only `applied`, `unmapped` or `failed` deliveries can be replayed.",
             )),
             Err(ReplayError::Unreadable) => Err(ApiError::conflict(
                 "not_replayable",

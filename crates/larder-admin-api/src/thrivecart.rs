@@ -196,7 +196,8 @@ fn secret_word_hash(word: &str) -> Result<String, ApiError> {
             format!("`secret_word` must be at most {MAX_SECRET_WORD_CHARS} characters."),
         ));
     }
-    Ok(secrets::hash_secret_word(word))
+    // Deliveries' fields are read trimmed, so the word is stored trimmed too.
+    Ok(secrets::hash_secret_word(word.trim()))
 }
 
 impl ThriveCartApi {
@@ -420,7 +421,7 @@ impl ThriveCartApi {
             })
             .await
             .map_err(|e| ApiError::from_store(e, "mapping"))?;
-        self.state.tenancy.mappings_changed(app).await?;
+        self.state.tenancy.mappings_changed(app).await;
         Ok(CreatedMapping::Created(Json(mapping.into())))
     }
 
@@ -525,7 +526,7 @@ impl ThriveCartApi {
             .delete_mapping(app, id)
             .await
             .map_err(|e| ApiError::from_store(e, "mapping"))?;
-        self.state.tenancy.mappings_changed(app).await?;
+        self.state.tenancy.mappings_changed(app).await;
         Ok(Deleted::NoContent)
     }
 }

@@ -58,7 +58,7 @@ impl Reply {
 /// Why a replay was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("only `unmapped` or `failed` deliveries can be replayed")]
+    #[error("only `applied`, `unmapped` or `failed` deliveries can be replayed")]
     NotReplayable,
     #[error("the stored delivery cannot be read as a ThriveCart delivery")]
     Unreadable,
@@ -347,14 +347,17 @@ impl Gateway {
         Reply::unavailable()
     }
 
-    /// Applies a stored `unmapped` or `failed` delivery again, with today's mappings.
+    /// Applies a stored `unmapped`, `failed` or `applied` delivery again, with today's
+    /// mappings.
     /// The original entry keeps its status; the new attempt gets its own entry. Items
     /// already applied are not applied twice (grants are unique per order, item and level).
     pub async fn replay(&self, app: AppId, id: DeliveryId) -> Result<DeliveryRecord, ReplayError> {
         let original = self.store().get_activity(app, id).await?;
+        // Applied ones too: a purchase applied with some items unmapped gets the rest once
+        // they are mapped. Nothing is ever applied twice, so this is always safe.
         if !matches!(
             original.status,
-            DeliveryStatus::Unmapped | DeliveryStatus::Failed
+            DeliveryStatus::Unmapped | DeliveryStatus::Failed | DeliveryStatus::Applied
         ) {
             return Err(ReplayError::NotReplayable);
         }

@@ -121,9 +121,14 @@ pub async fn edge<E: Endpoint>(
     }
     let status = resp.status();
     let elapsed = started.elapsed();
+    // Methods are a client's free text: only the known ones become labels.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    };
     metrics.observe(
         operation,
-        method.as_str(),
+        method_label,
         status.as_u16(),
         elapsed.as_secs_f64(),
     );

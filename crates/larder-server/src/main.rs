@@ -60,6 +60,14 @@ async fn run(cli: Cli) -> Result<(), StartError> {
                      safe:\n\n    {token}\n\nSet LARDER_OPERATOR_TOKEN to use a token of your own.\n"
                 );
             }
+            if matches!(settings.database, Database::Postgres(_)) && settings.redis_url.is_none() {
+                tracing::warn!(
+                    "PostgreSQL without REDIS_URL: caches are private to this process, so a \
+                     change made through another process (a disable, a revoked key) reaches \
+                     this one only when its cache entry expires (up to 5 minutes). Run one \
+                     process, or set REDIS_URL."
+                );
+            }
             tracing::info!(
                 listen = %settings.listen,
                 public_url = %settings.public_url,

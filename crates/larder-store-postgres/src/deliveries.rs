@@ -151,16 +151,19 @@ async fn write_plan(
     }
     for item in &plan.items {
         let product = item.product.to_string();
-        sqlx::query(
+        let stored = sqlx::query(
             "insert into order_items (app_id, order_id, product, member_id, status, status_at, \
              past_due, revoke_at, subscription_id, test) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              on conflict (app_id, order_id, product) do update set \
              member_id = coalesce(excluded.member_id, order_items.member_id), \
-             status = excluded.status, status_at = excluded.status_at, \
+             status = case when order_items.status = 'revoked' then 'revoked' \
+                           else excluded.status end, \
+             status_at = excluded.status_at, \
              past_due = excluded.past_due, revoke_at = excluded.revoke_at, \
              subscription_id = coalesce(excluded.subscription_id, order_items.subscription_id), \
-             updated_at = now()",
+             updated_at = now() \
+             returning status, past_due",
         )
         .bind(app.as_uuid())
         .bind(order)
@@ -172,9 +175,13 @@ async fn write_plan(
         .bind(item.revoke_at)
         .bind(item.subscription_id.as_deref())
         .bind(item.test)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(map_err)?;
+        // A revocation is final, even one a concurrent sweep made a moment ago: the row's
+        // status wins over the plan's, and the grants follow the row.
+        let status: String = sqlx::Row::try_get(&stored, "status").map_err(map_err)?;
+        let past_due: bool = sqlx::Row::try_get(&stored, "past_due").map_err(map_err)?;
         if let Some(member) = item.member_id {
             for level in &item.grant_levels {
                 sqlx::query(
@@ -189,8 +196,8 @@ async fn write_plan(
                 .bind(level.as_uuid())
                 .bind(order)
                 .bind(&product)
-                .bind(item.status.as_str())
-                .bind(item.past_due)
+                .bind(status.as_str())
+                .bind(past_due)
                 .bind(item.test)
                 .execute(&mut *conn)
                 .await
@@ -205,8 +212,8 @@ async fn write_plan(
         .bind(app.as_uuid())
         .bind(order)
         .bind(&product)
-        .bind(item.status.as_str())
-        .bind(item.past_due)
+        .bind(status.as_str())
+        .bind(past_due)
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;

@@ -34,6 +34,8 @@ pub const POSITIVE_TTL: Duration = Duration::from_secs(300);
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// How long a process trusts its own copy of a webhook lookup before asking Redis again.
 pub const NEAR_TTL: Duration = Duration::from_millis(500);
+/// When a change is published a second time, from the database, to undo racing writes.
+pub const SETTLE_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
@@ -313,14 +315,32 @@ impl Tenancy {
     /// `old_token` (if it differs from the current one) stops resolving, and the current
     /// token resolves to the new state, in this process at once and in others within
     /// [`NEAR_TTL`].
+    ///
+    /// Two changes racing each other may write their states in the opposite order of their
+    /// commits; a second write [`SETTLE_AFTER`] later, of what the database holds then,
+    /// puts the latest state in place whatever the order was.
     pub async fn integration_changed(&self, old_token: Option<&str>, now: &Integration) {
         if let Some(old) = old_token
             && Some(old) != now.webhook_token.as_deref()
         {
+            // A rotated-away token never comes back, so this write cannot go stale.
             self.write_through(&webhook_cache_key(old), NONE).await;
         }
-        if let Some(token) = &now.webhook_token {
-            let text = encode_integration(live(now).as_ref());
+        self.publish_integration(now).await;
+        let this = self.clone();
+        let app = now.app_id;
+        tokio::spawn(async move {
+            tokio::time::sleep(SETTLE_AFTER).await;
+            match this.store.get_integration(app).await {
+                Ok(latest) => this.publish_integration(&latest).await,
+                Err(err) => tracing::warn!(error = %err, "could not settle an integration"),
+            }
+        });
+    }
+
+    async fn publish_integration(&self, state: &Integration) {
+        if let Some(token) = &state.webhook_token {
+            let text = encode_integration(live(state).as_ref());
             self.write_through(&webhook_cache_key(token), &text).await;
         }
     }
@@ -376,11 +396,36 @@ impl Tenancy {
 
     /// Publishes an app's mappings after a change, in this process at once and in others
     /// within [`NEAR_TTL`].
-    pub async fn mappings_changed(&self, app: AppId) -> Result<(), TenancyError> {
+    ///
+    /// Like [`Tenancy::integration_changed`], writes again [`SETTLE_AFTER`] later, so racing
+    /// changes end with the latest mappings. A failure is logged, not returned: the change
+    /// itself is committed, and the entry expires on its own.
+    pub async fn mappings_changed(&self, app: AppId) {
+        self.publish_mappings(app).await;
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SETTLE_AFTER).await;
+            this.publish_mappings(app).await;
+        });
+    }
+
+    async fn publish_mappings(&self, app: AppId) {
         let cache_key = mappings_cache_key(app);
-        let text = encode_mappings(&self.load_mappings(app).await?);
-        self.write_through(&cache_key, &text).await;
-        Ok(())
+        match self.load_mappings(app).await {
+            Ok(table) => {
+                self.write_through(&cache_key, &encode_mappings(&table))
+                    .await
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not reload mappings; dropping the entry");
+                if let Err(err) = self.shared.delete(&cache_key).await {
+                    tracing::warn!(error = %err, "could not drop the mappings entry");
+                }
+                if let Some(near) = &self.near {
+                    let _ = near.delete(&cache_key).await;
+                }
+            }
+        }
     }
 
     async fn write_through(&self, cache_key: &str, text: &str) {

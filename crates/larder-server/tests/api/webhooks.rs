@@ -756,15 +756,50 @@ async fn unmapped_deliveries_show_their_products_and_replay(backend: Backend) {
         .await;
     assert_eq!(unmapped.body["items"].as_array().unwrap().len(), 1);
 
-    // Applied entries cannot be replayed; other apps' entries are not there.
-    let applied = replay.str("id");
+    // Duplicates (like ignored, rejected… entries) cannot be replayed; other apps' entries
+    // are not there.
+    let duplicate = expect(
+        &t,
+        &h,
+        "02-order-success-bump-and-upsell",
+        Encoding::Form,
+        "duplicate",
+    )
+    .await;
     t.post(
-        &format!("/admin/v1/apps/{}/activity/{applied}/replay", h.app),
+        &format!("/admin/v1/apps/{}/activity/{duplicate}/replay", h.app),
         OPERATOR,
         json!({}),
     )
     .await
     .assert_error(409, "not_replayable");
+    // An applied purchase with an item unmapped then gets that item once it is mapped.
+    let partial = hook(&t, &["product-7"], Some(SECRET)).await;
+    let id = expect(
+        &t,
+        &partial,
+        "02-order-success-bump-and-upsell",
+        Encoding::Json,
+        "applied",
+    )
+    .await;
+    let level = t.create_level(&partial.app, OPERATOR, "Planner").await;
+    map(&t, &partial.app, "upsell-3", &level).await;
+    let again = t
+        .post(
+            &format!("/admin/v1/apps/{}/activity/{id}/replay", partial.app),
+            OPERATOR,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.body["status"], "applied", "{}", again.body);
+    assert_eq!(
+        grants_of(&members(&t, &partial.app).await, JORDAN),
+        g(&[
+            ("product-7@4100456", "active"),
+            ("upsell-3@4100456", "active")
+        ])
+    );
     let other = hook(&t, &[], None).await;
     t.post(
         &format!("/admin/v1/apps/{}/activity/{id}/replay", other.app),
