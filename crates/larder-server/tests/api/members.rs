@@ -248,6 +248,7 @@ async fn tokens_stay_in_their_lane(backend: Backend) {
 }
 
 async fn webhooks_are_answered_while_sign_ins_hash(backend: Backend) {
+    let _alone = crate::support::timing_sensitive().await;
     let t = TestApp::spawn(backend).await;
     let c = member_with_password(&t, "A").await;
     let webhook = c.webhook_url.replace("https://larder.test", &t.base);

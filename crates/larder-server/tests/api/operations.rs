@@ -187,6 +187,7 @@ async fn readiness_names_redis_when_it_is_down() {
 /// (`pip install schemathesis==4.32.0`; `.ci/run` installs it).
 #[tokio::test]
 async fn schemathesis_finds_nothing() {
+    let _alone = crate::support::timing_sensitive().await;
     let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
     let t = TestApp::spawn(Backend::Sqlite).await;
     let st = tokio::process::Command::new("st")

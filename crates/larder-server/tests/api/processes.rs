@@ -94,6 +94,7 @@ async fn time_until(client: &reqwest::Client, url: &str, want: StatusCode) -> Du
 
 #[tokio::test]
 async fn a_disable_through_one_process_reaches_the_other_within_a_second() {
+    let _alone = crate::support::timing_sensitive().await;
     larder_testkit::require_redis().await;
     let dir = std::env::temp_dir();
     let envs = [

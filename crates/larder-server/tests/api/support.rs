@@ -336,3 +336,13 @@ pub async fn execute(database: &Database, statements: &[&str]) {
         }
     }
 }
+
+/// Held by the tests that measure time (a change reaching another process within a second,
+/// webhooks answered while sign-ins hash) and by the CPU-heavy schemathesis run, so they
+/// never run at the same time on a small machine.
+pub async fn timing_sensitive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
