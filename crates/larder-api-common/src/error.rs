@@ -48,6 +48,12 @@ pub enum ApiError {
     /// A duplicate, or an object still in use.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request body is over 1 MiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body is not JSON.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// The body is well-formed JSON but a field is missing, mistyped or invalid.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),

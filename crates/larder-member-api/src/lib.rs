@@ -162,6 +162,12 @@ pub enum MemberError {
     /// The member no longer exists.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// The request body is over 1 MiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body is not JSON.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// A field is missing or invalid, or the password is too weak.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
