@@ -59,6 +59,9 @@ pub struct ItemState {
     /// When a period-end cancellation revokes it.
     pub revoke_at: Option<i64>,
     pub subscription_id: Option<String>,
+    /// Event time of the latest payment fact (the purchase, a renewal, a failed rebill):
+    /// an older one arriving late does not overrule it.
+    pub payment_at: Option<i64>,
 }
 
 /// The member a purchase's email already belongs to.
@@ -124,6 +127,7 @@ pub struct ItemWrite {
     pub member_id: Option<MemberId>,
     pub revoke_at: Option<i64>,
     pub subscription_id: Option<String>,
+    pub payment_at: Option<i64>,
     /// Levels whose grants must exist (created with `status` when missing).
     pub grant_levels: Vec<AccessLevelId>,
     pub test: bool,
@@ -285,6 +289,13 @@ fn purchase(
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, id)| id.clone());
+        let payment_at = Some(
+            input
+                .items
+                .get(key)
+                .and_then(|s| s.payment_at)
+                .map_or(at, |p| p.max(at)),
+        );
         let (status, status_at, past_due, revoke_at, known_levels, subscription_id) =
             match input.items.get(key) {
                 None => (
@@ -330,6 +341,7 @@ fn purchase(
             member_id: Some(member_id),
             revoke_at,
             subscription_id,
+            payment_at,
             grant_levels: levels,
             test,
         });
@@ -406,6 +418,7 @@ fn lifecycle(
             member_id: None,
             revoke_at,
             subscription_id: None,
+            payment_at: None,
             grant_levels: Vec::new(),
             test: input.delivery.mode == Mode::Test,
         });
@@ -421,6 +434,7 @@ fn lifecycle(
         member_id: state.member_id,
         revoke_at: state.revoke_at,
         subscription_id: state.subscription_id.clone(),
+        payment_at: state.payment_at,
         grant_levels: Vec::new(),
         test: input.delivery.mode == Mode::Test,
     };
@@ -453,15 +467,24 @@ fn lifecycle(
                 }
             ));
         }
+        Change::Renewal | Change::PastDue if state.payment_at.is_some_and(|p| at < p) => {
+            return ignored(format!(
+                "Older than the latest payment of {key} already applied; nothing changes."
+            ));
+        }
         Change::Renewal => match state.status {
             ItemStatus::Active if state.past_due => {
                 next.past_due = false;
+                next.payment_at = Some(at);
                 (
                     Some(EffectKind::Restored),
                     format!("{key} renewed: back in good standing."),
                 )
             }
-            ItemStatus::Active => (None, format!("{key} renewed: access kept.")),
+            ItemStatus::Active => {
+                next.payment_at = Some(at);
+                (None, format!("{key} renewed: access kept."))
+            }
             _ => return ignored(format!("{key} is paused; a payment does not resume it.")),
         },
         Change::Pause => match state.status {
@@ -488,6 +511,7 @@ fn lifecycle(
                 return ignored(format!("{key} is already past due or not active."));
             }
             next.past_due = true;
+            next.payment_at = Some(at);
             (
                 Some(EffectKind::PastDue),
                 format!("{key}: a payment failed; access kept until a cancellation arrives."),

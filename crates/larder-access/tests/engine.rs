@@ -97,6 +97,7 @@ impl World {
                     levels,
                     revoke_at: w.revoke_at,
                     subscription_id: w.subscription_id.clone(),
+                    payment_at: w.payment_at,
                 },
             );
         }
@@ -415,6 +416,7 @@ fn a_period_end_cancellation_before_its_purchase_still_ends_access() {
         levels: Vec::new(),
         revoke_at: p.items[0].revoke_at,
         subscription_id: None,
+        payment_at: None,
     };
     w.items.insert(
         ("4100456".into(), ProductKey::parse("product-7").unwrap()),
@@ -428,6 +430,48 @@ fn a_period_end_cancellation_before_its_purchase_still_ends_access() {
         .unwrap();
     assert_eq!(item.status, ItemStatus::Active);
     assert_eq!(item.revoke_at, Some(NOW + 86_400));
+}
+
+#[test]
+fn a_late_older_renewal_does_not_clear_a_newer_failed_payment() {
+    let mut w = World::new(&ALL);
+    w.apply("12-order-success-repeat-customer-blank-name");
+    w.apply("09-order-rebill-failed");
+    // A renewal dated before the failed rebill, arriving after it.
+    let mut renewal = fixture("03-order-subscription-payment");
+    renewal["order_id"] = "4101002".into();
+    renewal["date_unix"] = "1776000000".into();
+    let order = "4101002".to_owned();
+    let key = ProductKey::parse("product-7").unwrap();
+    let items: HashMap<ProductKey, ItemState> =
+        [(key.clone(), w.items[&(order.clone(), key.clone())].clone())].into();
+    let d = parse_delivery(&renewal).unwrap().unwrap();
+    let p = plan(&PlanInput {
+        delivery: &d,
+        mappings: &w.mappings,
+        items: &items,
+        member: None,
+        test_mode: w.test_mode,
+        cancellation: w.cancellation,
+        now: NOW,
+        new_member_id: MemberId::new(),
+    });
+    assert_eq!(p.status, PlanStatus::Ignored, "{}", p.message);
+    // A newer renewal does put it back in good standing.
+    renewal["date_unix"] = "1777000000".into();
+    let d = parse_delivery(&renewal).unwrap().unwrap();
+    let p = plan(&PlanInput {
+        delivery: &d,
+        mappings: &w.mappings,
+        items: &items,
+        member: None,
+        test_mode: w.test_mode,
+        cancellation: w.cancellation,
+        now: NOW,
+        new_member_id: MemberId::new(),
+    });
+    assert_eq!(p.effects[0].kind, EffectKind::Restored, "{}", p.message);
+    assert!(!p.items[0].past_due);
 }
 
 #[test]

@@ -72,8 +72,8 @@ async fn load_items(
     order: &str,
 ) -> StoreResult<HashMap<ProductKey, ItemState>> {
     let rows = sqlx::query(
-        "select product, member_id, status, status_at, past_due, revoke_at, subscription_id \
-         from order_items where app_id = $1 and order_id = $2",
+        "select product, member_id, status, status_at, past_due, revoke_at, subscription_id, \
+         payment_at from order_items where app_id = $1 and order_id = $2",
     )
     .bind(app.as_uuid())
     .bind(order)
@@ -98,6 +98,7 @@ async fn load_items(
                     levels: Vec::new(),
                     revoke_at: row.try_get("revoke_at")?,
                     subscription_id: row.try_get("subscription_id")?,
+                    payment_at: row.try_get("payment_at")?,
                 },
             ))
         })()
@@ -153,14 +154,15 @@ async fn write_plan(
         let product = item.product.to_string();
         let stored = sqlx::query(
             "insert into order_items (app_id, order_id, product, member_id, status, status_at, \
-             past_due, revoke_at, subscription_id, test) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             past_due, revoke_at, subscription_id, test, payment_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              on conflict (app_id, order_id, product) do update set \
              member_id = coalesce(excluded.member_id, order_items.member_id), \
              status = case when order_items.status = 'revoked' then 'revoked' \
                            else excluded.status end, \
              status_at = excluded.status_at, \
              past_due = excluded.past_due, revoke_at = excluded.revoke_at, \
+             payment_at = excluded.payment_at, \
              subscription_id = coalesce(excluded.subscription_id, order_items.subscription_id), \
              updated_at = now() \
              returning status, past_due",
@@ -175,6 +177,7 @@ async fn write_plan(
         .bind(item.revoke_at)
         .bind(item.subscription_id.as_deref())
         .bind(item.test)
+        .bind(item.payment_at)
         .fetch_one(&mut *conn)
         .await
         .map_err(map_err)?;

@@ -48,6 +48,7 @@ macro_rules! contract_cases {
             manual_grants_are_added_and_revoked,
             invitations_are_single_use_and_expire,
             sessions_expire_and_end,
+            late_older_payments_do_not_overrule_newer_ones,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -1242,4 +1243,32 @@ pub async fn sessions_expire_and_end(store: &dyn Store) {
             .unwrap()
             .is_some()
     );
+}
+
+pub async fn late_older_payments_do_not_overrule_newer_ones(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("12-order-success-repeat-customer-blank-name")),
+    )
+    .await;
+    deliver(store, app, &doc(fixture!("09-order-rebill-failed"))).await;
+    let past_due = |grants: Vec<Grant>| {
+        grants
+            .into_iter()
+            .find(|g| g.product.as_deref() == Some("product-7"))
+            .map(|g| g.past_due)
+    };
+    assert_eq!(past_due(only_member(store, app).await.1), Some(true));
+    let mut renewal = doc(fixture!("03-order-subscription-payment"));
+    renewal["order_id"] = "4101002".into();
+    renewal["date_unix"] = "1776000000".into();
+    let late = deliver(store, app, &renewal).await;
+    assert_eq!(late.status, DeliveryStatus::Ignored, "{}", late.message);
+    assert_eq!(past_due(only_member(store, app).await.1), Some(true));
+    renewal["date_unix"] = "1777000000".into();
+    let newer = deliver(store, app, &renewal).await;
+    assert_eq!(newer.status, DeliveryStatus::Applied, "{}", newer.message);
+    assert_eq!(past_due(only_member(store, app).await.1), Some(false));
 }
