@@ -313,7 +313,7 @@ impl Gateway {
             cancellation: live.cancellation,
             now: unix_now(),
         };
-        match self.store().apply_delivery(record.clone(), apply).await {
+        match self.store().apply_delivery(&record, apply).await {
             Ok(done) => {
                 if done.status != DeliveryStatus::Duplicate
                     && let Err(err) = self
@@ -388,7 +388,7 @@ impl Gateway {
         let done = self
             .store()
             .apply_delivery(
-                record,
+                &record,
                 ApplyDelivery {
                     fingerprint: None,
                     delivery,

@@ -280,7 +280,7 @@ impl PgStore {
 
     pub(crate) async fn apply_delivery_impl(
         &self,
-        d: NewDelivery,
+        d: &NewDelivery,
         apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery> {
         let app = d.app_id;
@@ -316,7 +316,7 @@ impl PgStore {
                 };
                 insert_delivery(
                     &mut tx,
-                    &d,
+                    d,
                     DeliveryStatus::Duplicate,
                     &message,
                     &serde_json::json!([]),

@@ -628,7 +628,7 @@ impl Store for PgStore {
 
     async fn apply_delivery(
         &self,
-        delivery: NewDelivery,
+        delivery: &NewDelivery,
         apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery> {
         self.apply_delivery_impl(delivery, apply).await

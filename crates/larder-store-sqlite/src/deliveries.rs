@@ -285,7 +285,7 @@ impl SqliteStore {
 
     pub(crate) async fn apply_delivery_impl(
         &self,
-        d: NewDelivery,
+        d: &NewDelivery,
         apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery> {
         let app = d.app_id;
@@ -304,7 +304,7 @@ impl SqliteStore {
                 let message = format!("Duplicate of delivery {original}; nothing changed.");
                 insert_delivery(
                     &mut tx,
-                    &d,
+                    d,
                     DeliveryStatus::Duplicate,
                     &message,
                     &serde_json::json!([]),

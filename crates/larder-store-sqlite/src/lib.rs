@@ -702,7 +702,7 @@ impl Store for SqliteStore {
 
     async fn apply_delivery(
         &self,
-        delivery: NewDelivery,
+        delivery: &NewDelivery,
         apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery> {
         self.apply_delivery_impl(delivery, apply).await

@@ -663,7 +663,7 @@ async fn deliver_with(
     }
     store
         .apply_delivery(
-            new_delivery(app, doc),
+            &new_delivery(app, doc),
             ApplyDelivery {
                 fingerprint: Some(larder_access::thrivecart::fingerprint(doc)),
                 delivery: larder_access::thrivecart::parse_delivery(doc)

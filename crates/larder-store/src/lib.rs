@@ -125,7 +125,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// not even the fingerprint, so a retry applies it.
     async fn apply_delivery(
         &self,
-        delivery: NewDelivery,
+        delivery: &NewDelivery,
         apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery>;
 
