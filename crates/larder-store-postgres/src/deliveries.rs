@@ -370,7 +370,7 @@ impl PgStore {
         let status = DeliveryStatus::from(plan.status);
         insert_delivery(
             &mut tx,
-            &d,
+            d,
             status,
             &plan.message,
             &effects_json(&plan.effects),

@@ -365,7 +365,7 @@ impl SqliteStore {
         let status = DeliveryStatus::from(plan.status);
         insert_delivery(
             &mut tx,
-            &d,
+            d,
             status,
             &plan.message,
             &effects_json(&plan.effects),
