@@ -242,23 +242,17 @@ impl Tenancy {
             return Ok(None);
         }
         let key_hash = secrets::hash_token(key);
-        let cache_key = api_key_cache_key(&key_hash);
-        if let Some(hit) = self
-            .shared_get(&cache_key)
-            .await
-            .and_then(|t| decode_key(&t))
-        {
-            return Ok(hit);
-        }
-        let owner = self.store.find_api_key_by_hash(&key_hash).await?;
-        let ttl = if owner.is_some() {
-            POSITIVE_TTL
-        } else {
-            NEGATIVE_TTL
+        let load = async {
+            let owner = self.store.find_api_key_by_hash(&key_hash).await?;
+            let ttl = if owner.is_some() {
+                POSITIVE_TTL
+            } else {
+                NEGATIVE_TTL
+            };
+            Ok((encode_key(owner.as_ref()), ttl))
         };
-        self.shared_populate(&cache_key, &encode_key(owner.as_ref()), ttl)
-            .await;
-        Ok(owner)
+        self.read_through(&api_key_cache_key(&key_hash), false, decode_key, load)
+            .await
     }
 
     /// Makes a deleted key stop working everywhere: overwrites its cached entry.
@@ -276,39 +270,22 @@ impl Tenancy {
         if !secrets::is_webhook_token_shaped(token) {
             return Ok(None);
         }
-        let cache_key = webhook_cache_key(token);
-        if let Some(near) = &self.near
-            && let Some(hit) = near
-                .get(&cache_key)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|t| decode_integration(&t))
-        {
-            return Ok(hit);
-        }
-        let text = match self.shared_get(&cache_key).await {
-            Some(text) if decode_integration(&text).is_some() => text,
-            _ => {
-                let found = self.store.find_integration_by_token(token).await?;
-                let resolved = found.as_ref().and_then(live);
-                // Unknown tokens are remembered briefly; known ones (even disabled) are
-                // overwritten on every change, so they can stay longer.
-                let ttl = if found.is_some() {
-                    POSITIVE_TTL
-                } else {
-                    NEGATIVE_TTL
-                };
-                let text = encode_integration(resolved.as_ref());
-                self.shared_populate(&cache_key, &text, ttl)
-                    .await
-                    .unwrap_or(text)
-            }
+        let load = async {
+            let found = self.store.find_integration_by_token(token).await?;
+            // Unknown tokens are remembered briefly; known ones (even disabled) are
+            // overwritten on every change, so they can stay longer.
+            let ttl = if found.is_some() {
+                POSITIVE_TTL
+            } else {
+                NEGATIVE_TTL
+            };
+            Ok((
+                encode_integration(found.as_ref().and_then(live).as_ref()),
+                ttl,
+            ))
         };
-        if let Some(near) = &self.near {
-            let _ = near.set(&cache_key, &text, NEAR_TTL).await;
-        }
-        Ok(decode_integration(&text).flatten())
+        self.read_through(&webhook_cache_key(token), true, decode_integration, load)
+            .await
     }
 
     /// Publishes an integration's new state after it was changed in the store:
@@ -347,43 +324,66 @@ impl Tenancy {
 
     /// The app's mappings, for the webhook path: near cache, shared cache, then the store.
     pub async fn mappings(&self, app: AppId) -> Result<MappingTable, TenancyError> {
-        let cache_key = mappings_cache_key(app);
-        if let Some(near) = &self.near
+        let load = async {
+            Ok((
+                encode_mappings(&self.load_mappings(app).await?),
+                POSITIVE_TTL,
+            ))
+        };
+        self.read_through(&mappings_cache_key(app), true, decode_mappings, load)
+            .await
+    }
+
+    /// One cached lookup: the near cache (when `near` and there is one), the shared cache,
+    /// then `load` (the database), whose answer populates the shared cache only if it is
+    /// still empty. Entries that do not decode (another version's) count as misses.
+    async fn read_through<T: Default>(
+        &self,
+        cache_key: &str,
+        near: bool,
+        decode: fn(&str) -> Option<T>,
+        load: impl std::future::Future<Output = Result<(String, Duration), TenancyError>>,
+    ) -> Result<T, TenancyError> {
+        let near = self.near.as_ref().filter(|_| near);
+        if let Some(near) = near
             && let Some(hit) = near
-                .get(&cache_key)
+                .get(cache_key)
                 .await
                 .ok()
                 .flatten()
-                .and_then(|t| decode_mappings(&t))
+                .and_then(|t| decode(&t))
         {
             return Ok(hit);
         }
-        let text = match self.shared_get(&cache_key).await {
-            Some(text) if decode_mappings(&text).is_some() => text,
-            _ => {
-                let text = encode_mappings(&self.load_mappings(app).await?);
-                match self
-                    .shared
-                    .set_if_absent(&cache_key, &text, POSITIVE_TTL)
-                    .await
-                {
+        let shared = self
+            .shared_get(cache_key)
+            .await
+            .and_then(|t| decode(&t).map(|v| (t, v)));
+        let (text, value) = match shared {
+            Some(hit) => hit,
+            None => {
+                let (text, ttl) = load.await?;
+                let text = match self.shared.set_if_absent(cache_key, &text, ttl).await {
+                    // Someone else (maybe a change) wrote first: theirs is at least as new.
                     Ok(false) => self
-                        .shared_get(&cache_key)
+                        .shared_get(cache_key)
                         .await
-                        .filter(|t| decode_mappings(t).is_some())
+                        .filter(|t| decode(t).is_some())
                         .unwrap_or(text),
                     Ok(true) => text,
                     Err(err) => {
                         tracing::warn!(error = %err, "cache write failed");
                         text
                     }
-                }
+                };
+                let value = decode(&text).unwrap_or_default();
+                (text, value)
             }
         };
-        if let Some(near) = &self.near {
-            let _ = near.set(&cache_key, &text, NEAR_TTL).await;
+        if let Some(near) = near {
+            let _ = near.set(cache_key, &text, NEAR_TTL).await;
         }
-        Ok(decode_mappings(&text).unwrap_or_default())
+        Ok(value)
     }
 
     async fn load_mappings(&self, app: AppId) -> Result<MappingTable, TenancyError> {
@@ -440,22 +440,6 @@ impl Tenancy {
             Ok(hit) => hit,
             Err(err) => {
                 tracing::warn!(error = %err, "cache read failed; asking the database");
-                None
-            }
-        }
-    }
-
-    /// Stores `text` unless an entry exists; returns the entry that won when one did.
-    async fn shared_populate(&self, cache_key: &str, text: &str, ttl: Duration) -> Option<String> {
-        match self.shared.set_if_absent(cache_key, text, ttl).await {
-            Ok(true) => None,
-            // Someone else (maybe a change) wrote first: theirs is at least as new.
-            Ok(false) => self
-                .shared_get(cache_key)
-                .await
-                .filter(|t| decode_integration(t).is_some() || decode_key(t).is_some()),
-            Err(err) => {
-                tracing::warn!(error = %err, "cache write failed");
                 None
             }
         }
