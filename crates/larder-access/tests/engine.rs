@@ -11,13 +11,7 @@ use larder_access::engine::{
 use larder_access::thrivecart::{Action, Delivery, parse_delivery};
 use larder_access::{AccessLevelId, CancellationPolicy, MemberId, ProductKey, TestModePolicy};
 
-fn fixture(name: &str) -> serde_json::Value {
-    let path = format!(
-        "{}/tests/fixtures/thrivecart/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use larder_testkit::fixtures::{THRIVECART, thrivecart_json as fixture};
 
 fn delivery(name: &str) -> Delivery {
     parse_delivery(&fixture(name)).unwrap().unwrap()
@@ -485,17 +479,10 @@ fn replaying_a_purchase_grants_nothing_twice() {
 #[test]
 fn fingerprints_tell_renewals_from_the_purchase() {
     use larder_access::thrivecart::fingerprint;
-    let all: Vec<String> = std::fs::read_dir(format!(
-        "{}/tests/fixtures/thrivecart",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-    .filter_map(|e| {
-        let p = e.unwrap().path();
-        (p.extension()? == "json").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-    })
-    .collect();
-    let mut prints: Vec<String> = all.iter().map(|n| fingerprint(&fixture(n))).collect();
+    let mut prints: Vec<String> = THRIVECART
+        .iter()
+        .map(|f| fingerprint(&f.json_value()))
+        .collect();
     prints.sort();
     prints.dedup();
     assert_eq!(prints.len(), 13, "every fixture is a distinct delivery");

@@ -142,44 +142,28 @@ mod tests {
 
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/../larder-access/tests/fixtures/thrivecart/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
     #[test]
     fn every_form_fixture_decodes_to_its_json_twin() {
-        let dir = format!(
-            "{}/../larder-access/tests/fixtures/thrivecart",
-            env!("CARGO_MANIFEST_DIR")
-        );
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "form") {
-                let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-                let form = fixture(&format!("{stem}.form"));
-                let json: Value =
-                    serde_json::from_slice(&fixture(&format!("{stem}.json"))).unwrap();
-                let ct = Some("application/x-www-form-urlencoded");
-                assert_eq!(decode_body(ct, &form).unwrap(), json, "{stem}");
-                // Sniffed the same without a Content-Type, or with a wrong one.
-                assert_eq!(decode_body(None, &form).unwrap(), json, "{stem}");
-                assert_eq!(
-                    decode_body(Some("text/plain"), &form).unwrap(),
-                    json,
-                    "{stem}"
-                );
-                assert_eq!(
-                    decode_body(None, &fixture(&format!("{stem}.json"))).unwrap(),
-                    json,
-                    "{stem}"
-                );
-                seen += 1;
-            }
+        for fixture in larder_testkit::fixtures::THRIVECART {
+            let stem = fixture.name;
+            let form = fixture.form.as_bytes();
+            let json = fixture.json_value();
+            let ct = Some("application/x-www-form-urlencoded");
+            assert_eq!(decode_body(ct, form).unwrap(), json, "{stem}");
+            // Sniffed the same without a Content-Type, or with a wrong one.
+            assert_eq!(decode_body(None, form).unwrap(), json, "{stem}");
+            assert_eq!(
+                decode_body(Some("text/plain"), form).unwrap(),
+                json,
+                "{stem}"
+            );
+            assert_eq!(
+                decode_body(None, fixture.json.as_bytes()).unwrap(),
+                json,
+                "{stem}"
+            );
+            seen += 1;
         }
         assert_eq!(seen, 13);
     }

@@ -613,11 +613,7 @@ pub async fn mappings_are_scoped_to_their_app(store: &dyn Store) {
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_str!(concat!(
-            "../../larder-access/tests/fixtures/thrivecart/",
-            $name,
-            ".json"
-        ))
+        larder_testkit::fixtures::thrivecart($name).json
     };
 }
 

@@ -249,3 +249,35 @@ impl Backend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every `pub async fn` of the contract module is a case, and `contract_cases!` runs it
+    /// on both backends: a case written but left out of the list would never run.
+    #[test]
+    fn the_contract_case_list_runs_every_case() {
+        let source = include_str!("contract.rs");
+        let mut written: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub async fn "))
+            .filter_map(|l| l.split('(').next())
+            .collect();
+        let list = source
+            .split("$crate::contract_cases!(@cases $factory;")
+            .nth(1)
+            .and_then(|rest| rest.split(");").next())
+            .expect("contract_cases! lists its cases");
+        let mut listed: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert!(written.len() > 30, "{written:?}");
+        written.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(
+            written, listed,
+            "contract cases written vs. listed in contract_cases!"
+        );
+    }
+}

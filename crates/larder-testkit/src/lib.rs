@@ -1,5 +1,6 @@
 //! Test harness shared by Larder's test suites: fresh PostgreSQL databases, SQLite files,
-//! Redis namespaces and the addresses of the services the tests run against.
+//! Redis namespaces, the addresses of the services the tests run against, and the
+//! ThriveCart fixtures ([`fixtures`]).
 //!
 //! Nothing here skips a test: when PostgreSQL or Redis cannot be reached, the helper panics
 //! with a message naming the service and the variable that points at it.
@@ -14,6 +15,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection;
+
+pub mod fixtures;
 
 /// The server-level PostgreSQL URL tests create their databases on.
 /// `LARDER_TEST_POSTGRES_URL` overrides the local default.

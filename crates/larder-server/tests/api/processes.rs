@@ -183,10 +183,8 @@ async fn a_disable_through_one_process_reaches_the_other_within_a_second() {
         .next()
         .unwrap();
     let url = format!("{}/webhooks/thrivecart/{token}", two.base);
-    let mut purchase: serde_json::Value = serde_json::from_str(include_str!(
-        "../../../larder-access/tests/fixtures/thrivecart/01-order-success-single-product.json"
-    ))
-    .unwrap();
+    let mut purchase: serde_json::Value =
+        larder_testkit::fixtures::thrivecart_json("01-order-success-single-product");
     let mut deliver = |order: usize| {
         purchase["order_id"] = format!("9{order}").into();
         client.post(&url).json(&purchase).send()

@@ -231,10 +231,9 @@ impl TestApp {
             .await;
         assert_eq!(mapping.status, StatusCode::CREATED, "{}", mapping.body);
         // A purchase of product 7, so the app has a member and an activity entry.
-        let mut purchase: Value = serde_json::from_str(include_str!(
-            "../../../larder-access/tests/fixtures/thrivecart/12-order-success-repeat-customer-blank-name.json"
-        ))
-        .expect("a fixture");
+        let mut purchase: Value = larder_testkit::fixtures::thrivecart_json(
+            "12-order-success-repeat-customer-blank-name",
+        );
         purchase["thrivecart_secret"] = "sesame".into();
         let webhook = tc
             .str("webhook_url")

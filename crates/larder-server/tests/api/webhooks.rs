@@ -8,24 +8,14 @@ use serde_json::{Value, json};
 
 use crate::support::{Answer, Backend, OPERATOR, TestApp};
 
-const SECRET: &str = "K7QX2M9PLD4R";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Form,
-    Json,
-}
+pub use larder_testkit::fixtures::Encoding;
+use larder_testkit::fixtures::SECRET_WORD as SECRET;
 
 pub fn fixture_bytes(name: &str, encoding: Encoding) -> Vec<u8> {
-    let ext = match encoding {
-        Encoding::Form => "form",
-        Encoding::Json => "json",
-    };
-    let path = format!(
-        "{}/../larder-access/tests/fixtures/thrivecart/{name}.{ext}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    larder_testkit::fixtures::thrivecart(name)
+        .body(encoding)
+        .as_bytes()
+        .to_vec()
 }
 
 /// An app whose integration uses the fixtures' secret word, with levels mapped to the
@@ -78,10 +68,7 @@ pub async fn post(t: &TestApp, url: &str, body: Vec<u8>, content_type: Option<&s
 }
 
 pub async fn deliver(t: &TestApp, h: &Hook, name: &str, encoding: Encoding) -> Answer {
-    let ct = match encoding {
-        Encoding::Form => "application/x-www-form-urlencoded",
-        Encoding::Json => "application/json",
-    };
+    let ct = encoding.content_type();
     post(t, &h.url, fixture_bytes(name, encoding), Some(ct)).await
 }
 
