@@ -18,30 +18,12 @@ use std::collections::HashMap;
 use crate::thrivecart::{Action, Delivery, Mode};
 use crate::{AccessLevelId, CancellationPolicy, Email, MemberId, ProductKey, TestModePolicy};
 
-/// The status of a purchased item, and so of its grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ItemStatus {
-    Active,
-    Paused,
-    Revoked,
-}
-
-impl ItemStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemStatus::Active => "active",
-            ItemStatus::Paused => "paused",
-            ItemStatus::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "active" => Some(ItemStatus::Active),
-            "paused" => Some(ItemStatus::Paused),
-            "revoked" => Some(ItemStatus::Revoked),
-            _ => None,
-        }
+crate::string_enum! {
+    /// The status of a purchased item, and so of its grants.
+    pub enum ItemStatus("item status") {
+        Active => "active",
+        Paused => "paused",
+        Revoked => "revoked",
     }
 }
 
@@ -88,21 +70,12 @@ pub struct PlanInput<'a> {
     pub new_member_id: MemberId,
 }
 
-/// The outcome of a delivery in the activity log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlanStatus {
-    Applied,
-    Ignored,
-    Unmapped,
-}
-
-impl PlanStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanStatus::Applied => "applied",
-            PlanStatus::Ignored => "ignored",
-            PlanStatus::Unmapped => "unmapped",
-        }
+crate::string_enum! {
+    /// The outcome of a delivery in the activity log.
+    pub enum PlanStatus("plan status") {
+        Applied => "applied",
+        Ignored => "ignored",
+        Unmapped => "unmapped",
     }
 }
 
@@ -133,35 +106,33 @@ pub struct ItemWrite {
     pub test: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EffectKind {
-    MemberCreated,
-    Granted,
-    Paused,
-    Restored,
-    Revoked,
-    PastDue,
-}
-
-impl EffectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EffectKind::MemberCreated => "member_created",
-            EffectKind::Granted => "granted",
-            EffectKind::Paused => "paused",
-            EffectKind::Restored => "restored",
-            EffectKind::Revoked => "revoked",
-            EffectKind::PastDue => "past_due",
-        }
+crate::string_enum! {
+    /// What a delivery did to a member.
+    pub enum EffectKind("effect kind") {
+        /// The purchase created the member.
+        MemberCreated => "member_created",
+        /// An access level was granted.
+        Granted => "granted",
+        /// A pause suspended a grant.
+        Paused => "paused",
+        /// A resume or a renewal after a failed payment restored a grant.
+        Restored => "restored",
+        /// A cancellation or a refund revoked a grant.
+        Revoked => "revoked",
+        /// A renewal payment failed; access stays until a cancellation.
+        PastDue => "past_due",
     }
 }
 
-/// One thing a delivery did, as shown in the activity log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One thing a delivery did, as the activity log keeps it: `{kind, member_id,
+/// access_level_id?, product?}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Effect {
     pub kind: EffectKind,
     pub member_id: MemberId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level_id: Option<AccessLevelId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<ProductKey>,
 }
 

@@ -13,19 +13,11 @@ use crate::{Email, ProductKey};
 /// The field carrying the secret word.
 pub const SECRET_FIELD: &str = "thrivecart_secret";
 
-/// Live or test mode (`mode` / `mode_int`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Live,
-    Test,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Live => "live",
-            Mode::Test => "test",
-        }
+crate::string_enum! {
+    /// Live or test mode (`mode` / `mode_int`).
+    pub enum Mode("delivery mode") {
+        Live => "live",
+        Test => "test",
     }
 }
 
@@ -135,9 +127,16 @@ pub fn event_name(doc: &Value) -> Option<&str> {
 }
 
 fn mode(doc: &Value) -> Mode {
+    declared_mode(doc).unwrap_or(Mode::Live)
+}
+
+/// The mode a document declares (`mode` or `mode_int`), `None` when it names none, as a
+/// ping may not.
+pub fn declared_mode(doc: &Value) -> Option<Mode> {
     match (field(doc, &["mode"]), field(doc, &["mode_int"])) {
-        (Some("test"), _) | (_, Some("1")) => Mode::Test,
-        _ => Mode::Live,
+        (Some("test"), _) | (_, Some("1")) => Some(Mode::Test),
+        (Some(_), _) | (_, Some(_)) => Some(Mode::Live),
+        (None, None) => None,
     }
 }
 

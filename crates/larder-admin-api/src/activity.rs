@@ -1,17 +1,22 @@
 //! The activity log of ThriveCart deliveries, and replays.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use larder_access::DeliveryId;
+use larder_access::engine::Effect;
+use larder_access::{AppId, DeliveryId, ProductKey};
+use larder_api_common::fields::ProductField;
+use larder_api_common::{
+    About, ApiError, Cursor, ErrorCode, Found, ListItem, Listed, NullableEnum, OneOf, Page,
+    PageLimit, PathId, page_request,
+};
 use larder_gateway::ReplayError;
 use larder_store::{ActivityFilter, DeliveryRecord, DeliveryStatus};
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
-use crate::auth::{AdminAuth, parse_id};
-use crate::{AdminState, Tag};
-use larder_api_common::ApiError;
-use larder_api_common::paging::{into_items, page_request};
+use crate::auth::AdminAuth;
+use crate::{AdminState, ReadConflictFails, ReadFails, Tag};
 
 #[derive(Debug)]
 pub struct ActivityApi {
@@ -20,7 +25,7 @@ pub struct ActivityApi {
 
 /// The outcome of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
+#[oai(rename_all = "snake_case", remote = "larder_store::DeliveryStatus")]
 pub enum ActivityStatus {
     Applied,
     Duplicate,
@@ -32,32 +37,51 @@ pub enum ActivityStatus {
     Ping,
 }
 
-impl From<DeliveryStatus> for ActivityStatus {
-    fn from(s: DeliveryStatus) -> Self {
-        match s {
-            DeliveryStatus::Applied => ActivityStatus::Applied,
-            DeliveryStatus::Duplicate => ActivityStatus::Duplicate,
-            DeliveryStatus::Unmapped => ActivityStatus::Unmapped,
-            DeliveryStatus::Ignored => ActivityStatus::Ignored,
-            DeliveryStatus::Rejected => ActivityStatus::Rejected,
-            DeliveryStatus::Invalid => ActivityStatus::Invalid,
-            DeliveryStatus::Failed => ActivityStatus::Failed,
-            DeliveryStatus::Ping => ActivityStatus::Ping,
-        }
-    }
+/// Live or test mode, as the delivery says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case", remote = "larder_access::thrivecart::Mode")]
+pub enum DeliveryMode {
+    Live,
+    Test,
 }
 
-impl From<ActivityStatus> for DeliveryStatus {
-    fn from(s: ActivityStatus) -> Self {
-        match s {
-            ActivityStatus::Applied => DeliveryStatus::Applied,
-            ActivityStatus::Duplicate => DeliveryStatus::Duplicate,
-            ActivityStatus::Unmapped => DeliveryStatus::Unmapped,
-            ActivityStatus::Ignored => DeliveryStatus::Ignored,
-            ActivityStatus::Rejected => DeliveryStatus::Rejected,
-            ActivityStatus::Invalid => DeliveryStatus::Invalid,
-            ActivityStatus::Failed => DeliveryStatus::Failed,
-            ActivityStatus::Ping => DeliveryStatus::Ping,
+/// What a delivery did to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(
+    rename = "EffectKind",
+    rename_all = "snake_case",
+    remote = "larder_access::engine::EffectKind"
+)]
+pub enum EffectKindView {
+    MemberCreated,
+    Granted,
+    Paused,
+    Restored,
+    Revoked,
+    PastDue,
+}
+
+/// One thing a delivery did.
+#[derive(Debug, Object)]
+#[oai(rename = "Effect")]
+pub struct EffectView {
+    pub kind: EffectKindView,
+    pub member_id: String,
+    /// The level it concerns; absent for `member_created`.
+    #[oai(skip_serializing_if_is_none)]
+    pub access_level_id: Option<String>,
+    /// The purchased item it concerns; absent for `member_created`.
+    #[oai(skip_serializing_if_is_none)]
+    pub product: Option<String>,
+}
+
+impl From<Effect> for EffectView {
+    fn from(e: Effect) -> Self {
+        Self {
+            kind: e.kind.into(),
+            member_id: e.member_id.to_string(),
+            access_level_id: e.access_level_id.map(|l| l.to_string()),
+            product: e.product.map(|p| p.to_string()),
         }
     }
 }
@@ -69,9 +93,9 @@ pub struct ActivityEntry {
     pub received_at: DateTime<Utc>,
     #[oai(nullable)]
     pub event: Option<String>,
-    /// `live` or `test`.
+    /// `live` or `test`, as the delivery says; null when it says neither.
     #[oai(nullable)]
-    pub mode: Option<String>,
+    pub mode: Option<NullableEnum<DeliveryMode>>,
     pub status: ActivityStatus,
     #[oai(nullable)]
     pub order_id: Option<String>,
@@ -88,24 +112,22 @@ pub struct ActivityEntry {
     pub replay_of: Option<String>,
 }
 
+impl ListItem for ActivityEntry {
+    const LIST: &'static str = "ActivityList";
+    const NEXT_CURSOR: &'static str =
+        "Pass as `cursor` to read older entries; null on the last page.";
+}
+
 /// An entry with what it carried and what it did.
 #[derive(Debug, Object)]
 pub struct ActivityDetail {
     #[oai(flatten)]
     pub entry: ActivityEntry,
-    /// The decoded delivery, `thrivecart_secret` replaced by `"[redacted]"`.
+    /// The decoded delivery, `thrivecart_secret` replaced by `"[redacted]"`; for a body
+    /// that could not be decoded, `{"raw": …}` with its start.
     #[oai(nullable)]
-    pub payload: Option<serde_json::Value>,
-    /// `{kind, member_id, access_level_id?, product?}` per effect.
-    pub effects: Vec<serde_json::Value>,
-}
-
-#[derive(Debug, Object)]
-pub struct ActivityList {
-    pub items: Vec<ActivityEntry>,
-    /// Pass as `cursor` to read older entries; null on the last page.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
+    pub payload: Option<BTreeMap<String, serde_json::Value>>,
+    pub effects: Vec<EffectView>,
 }
 
 fn entry(d: &DeliveryRecord) -> ActivityEntry {
@@ -121,22 +143,27 @@ fn entry(d: &DeliveryRecord) -> ActivityEntry {
         id: d.id.to_string(),
         received_at: d.received_at,
         event: d.event.clone(),
-        mode: d.mode.clone(),
+        mode: d.mode.map(|m| NullableEnum(m.into())),
         status: d.status.into(),
         order_id: d.order_id.clone(),
-        customer_email: d.customer_email.clone(),
-        products: d.products.clone(),
+        customer_email: d.customer_email.as_ref().map(ToString::to_string),
+        products: d.products.iter().map(ToString::to_string).collect(),
         message,
         verified: d.verified,
         replay_of: d.replay_of.map(|r| r.to_string()),
     }
 }
 
-fn detail(d: DeliveryRecord) -> ActivityDetail {
-    ActivityDetail {
-        entry: entry(&d),
-        effects: d.effects.as_array().cloned().unwrap_or_default(),
-        payload: d.payload,
+impl From<DeliveryRecord> for ActivityDetail {
+    fn from(d: DeliveryRecord) -> Self {
+        Self {
+            entry: entry(&d),
+            payload: match d.payload {
+                Some(serde_json::Value::Object(fields)) => Some(fields.into_iter().collect()),
+                _ => None,
+            },
+            effects: d.effects.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -154,54 +181,43 @@ impl ActivityApi {
     async fn list(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         /// Only entries with this status.
-        status: Query<Option<ActivityStatus>>,
+        status: Query<Option<OneOf<ActivityStatus>>>,
         /// Only this event (`order.success`…).
         event: Query<Option<String>>,
         /// Only deliveries naming this product (`7` or a typed key).
-        #[oai(validator(
-            max_length = 60,
-            pattern = "^((product|bump|upsell|downsell)-)?0{0,24}[1-9][0-9]{0,23}$"
-        ))]
-        product: Query<Option<String>>,
+        product: Query<Option<ProductParam>>,
         /// Only this customer (exact, case-insensitive).
         email: Query<Option<String>>,
         /// Page size, 1–200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<u32>>,
+        limit: Query<Option<PageLimit>>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<ActivityList>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let page = page_request(limit.0, cursor.0.as_deref())?;
-        let product = match product.0 {
-            Some(raw) => Some(
-                larder_access::ProductKey::parse(&raw)
-                    .map_err(|e| ApiError::invalid_parameter("product", e.to_string()))?
-                    .to_string(),
-            ),
+        cursor: Query<Option<Cursor>>,
+    ) -> Result<Listed<ActivityEntry>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let page = page_request(limit.0, cursor.0);
+        let email = match email.0.as_deref() {
+            Some(raw) => match larder_access::Email::parse(raw) {
+                Ok(email) => Some(email),
+                // No delivery is recorded under something that is not an address.
+                Err(_) => return Ok(Listed::of(Page::whole([]))),
+            },
             None => None,
         };
         let filter = ActivityFilter {
-            status: status.0.map(Into::into),
+            status: status.0.map(|s| s.0.into()),
             event: event.0,
-            product,
-            email: email.0.map(|e| e.trim().to_lowercase()),
+            product: product.0.map(|p| p.0),
+            email,
         };
         let page = self
             .state
-            .tenancy
-            .store()
+            .store
             .list_activity(app, filter, page)
             .await
-            .map_err(|e| ApiError::from_store(e, "app"))?;
-        let (items, next_cursor) = into_items(page, |d| entry(&d));
-        Ok(Json(ActivityList { items, next_cursor }))
+            .about("app")?;
+        Ok(Listed::of(Page::from_store(page, |d| entry(&d))))
     }
 
     /// Get an activity entry
@@ -215,25 +231,17 @@ impl ActivityApi {
     async fn get(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        delivery_id: Path<String>,
-    ) -> Result<Json<ActivityDetail>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let id: DeliveryId = parse_id(&delivery_id, "delivery_id")?;
+        app_id: Path<PathId<AppId>>,
+        delivery_id: Path<PathId<DeliveryId>>,
+    ) -> Result<Found<ActivityDetail>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         let d = self
             .state
-            .tenancy
-            .store()
-            .get_activity(app, id)
+            .store
+            .get_activity(app, **delivery_id)
             .await
-            .map_err(|e| ApiError::from_store(e, "activity entry"))?;
-        Ok(Json(detail(d)))
+            .about("activity entry")?;
+        Ok(Found::of(d))
     }
 
     /// Replay a delivery
@@ -250,28 +258,67 @@ impl ActivityApi {
     async fn replay(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        delivery_id: Path<String>,
-    ) -> Result<Json<ActivityDetail>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let id: DeliveryId = parse_id(&delivery_id, "delivery_id")?;
-        match self.state.gateway.replay(app, id).await {
-            Ok(d) => Ok(Json(detail(d))),
+        app_id: Path<PathId<AppId>>,
+        delivery_id: Path<PathId<DeliveryId>>,
+    ) -> Result<Found<ActivityDetail>, ReadConflictFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        match self.state.gateway.replay(app, **delivery_id).await {
+            Ok(d) => Ok(Found::of(d)),
             Err(ReplayError::NotReplayable) => Err(ApiError::conflict(
-                "not_replayable",
+                ErrorCode::NotReplayable,
                 "Only `applied`, `unmapped` or `failed` deliveries can be replayed.",
-            )),
+            )
+            .into()),
             Err(ReplayError::Unreadable) => Err(ApiError::conflict(
-                "not_replayable",
+                ErrorCode::NotReplayable,
                 "The stored delivery cannot be read as a ThriveCart delivery.",
-            )),
-            Err(ReplayError::Store(e)) => Err(ApiError::from_store(e, "activity entry")),
+            )
+            .into()),
+            Err(ReplayError::Store(e)) => Err(ApiError::from_store(e, "activity entry").into()),
         }
+    }
+}
+
+/// `product` in a query: a ThriveCart product ID or typed key, published with its pattern.
+#[derive(Debug, Clone)]
+pub struct ProductParam(pub ProductKey);
+
+impl poem_openapi::types::Type for ProductParam {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "product".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        <ProductField as poem_openapi::types::Type>::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl poem_openapi::types::ParseFromParameter for ProductParam {
+    fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
+        let refuse = || {
+            poem_openapi::types::ParseError::custom(larder_api_common::fields::pattern_rule(
+                larder_api_common::fields::PRODUCT_PATTERN,
+            ))
+        };
+        if !ProductField::is_valid(value) {
+            return Err(refuse());
+        }
+        ProductKey::parse(value)
+            .map(ProductParam)
+            .map_err(|_| refuse())
     }
 }

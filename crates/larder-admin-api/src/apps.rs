@@ -2,17 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use larder_access::{ApiKeyId, AppId};
+use larder_api_common::body::JsonBody;
+use larder_api_common::fields::NameField;
+use larder_api_common::{
+    About, BAD_REQUEST, Changed, Created, Cursor, Done, FORBIDDEN, Fails, Found, JSON_BODY,
+    ListItem, Listed, NOT_FOUND, Page, PageLimit, PathId, SERVER, UNAUTHORIZED, page_request,
+};
 use larder_store::{ApiKey, App, NewApiKey, NewApp};
 use larder_tenancy::secrets;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 
-use crate::auth::{AdminAuth, parse_id};
-use crate::{AdminState, Tag, parse_name};
-use larder_api_common::ApiError;
-use larder_api_common::body::JsonBody;
-use larder_api_common::paging::{into_items, page_request};
+use crate::auth::AdminAuth;
+use crate::{AdminState, ReadFails, Tag, WriteFails, parse_name};
 
 #[derive(Debug)]
 pub struct AppsApi {
@@ -23,11 +25,14 @@ pub struct AppsApi {
 #[oai(example)]
 pub struct CreateAppRequest {
     /// A name for people: up to 200 characters, no control characters, not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: NameField,
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct RenameAppRequest {
+    /// The new name: up to 200 characters, no control characters, not blank.
+    pub name: NameField,
 }
 
 #[derive(Debug, Object)]
@@ -48,12 +53,8 @@ impl From<App> for AppView {
     }
 }
 
-#[derive(Debug, Object)]
-pub struct AppList {
-    pub items: Vec<AppView>,
-    /// Pass as `cursor` to read the next page; null on the last one.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
+impl ListItem for AppView {
+    const LIST: &'static str = "AppList";
 }
 
 #[derive(Debug, Object)]
@@ -61,11 +62,7 @@ pub struct AppList {
 pub struct CreateApiKeyRequest {
     /// A label to recognise the key by: up to 200 characters, no control characters, not
     /// blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: NameField,
 }
 
 /// A new key. `key` is shown only here; Larder keeps only its hash.
@@ -95,33 +92,8 @@ impl From<ApiKey> for ApiKeyView {
     }
 }
 
-#[derive(Debug, Object)]
-pub struct ApiKeyList {
-    pub items: Vec<ApiKeyView>,
-    /// Pass as `cursor` to read the next page; null on the last one.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum CreatedApp {
-    /// The app was created.
-    #[oai(status = 201)]
-    Created(Json<AppView>),
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum CreatedKey {
-    /// The key was created; this is the only time it is shown.
-    #[oai(status = 201)]
-    Created(Json<CreatedApiKey>),
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum Deleted {
-    /// Done.
-    #[oai(status = 204)]
-    NoContent,
+impl ListItem for ApiKeyView {
+    const LIST: &'static str = "ApiKeyList";
 }
 
 #[OpenApi(prefix_path = "/admin/v1", tag = "Tag::Apps")]
@@ -134,20 +106,14 @@ impl AppsApi {
         &self,
         auth: AdminAuth,
         body: JsonBody<CreateAppRequest>,
-    ) -> Result<CreatedApp, ApiError> {
+    ) -> Result<Created<AppView>, Fails<{ JSON_BODY | UNAUTHORIZED | FORBIDDEN | SERVER }>> {
         auth.require_operator()?;
-        let name = parse_name(&body.name)?;
-        let app = self
-            .state
-            .tenancy
-            .store()
-            .create_app(NewApp {
-                id: AppId::new(),
-                name,
-            })
-            .await
-            .map_err(|e| ApiError::from_store(e, "app"))?;
-        Ok(CreatedApp::Created(Json(app.into())))
+        let new = NewApp {
+            id: AppId::new(),
+            name: parse_name(&body.name)?,
+        };
+        let app = self.state.store.create_app(new).await.about("app")?;
+        Ok(Created::of(app))
     }
 
     /// List apps
@@ -158,23 +124,14 @@ impl AppsApi {
         &self,
         auth: AdminAuth,
         /// Page size, 1–200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<u32>>,
+        limit: Query<Option<PageLimit>>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<AppList>, ApiError> {
+        cursor: Query<Option<Cursor>>,
+    ) -> Result<Listed<AppView>, Fails<{ BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | SERVER }>> {
         auth.require_operator()?;
-        let page = page_request(limit.0, cursor.0.as_deref())?;
-        let page = self
-            .state
-            .tenancy
-            .store()
-            .list_apps(page)
-            .await
-            .map_err(|e| ApiError::from_store(e, "app"))?;
-        let (items, next_cursor) = into_items(page, AppView::from);
-        Ok(Json(AppList { items, next_cursor }))
+        let page = page_request(limit.0, cursor.0);
+        let page = self.state.store.list_apps(page).await.about("app")?;
+        Ok(Listed::of(Page::from_store(page, AppView::from)))
     }
 
     /// Get an app
@@ -184,20 +141,47 @@ impl AppsApi {
     async fn get_app(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-    ) -> Result<Json<AppView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let app = self
-            .state
-            .tenancy
-            .store()
-            .get_app(app)
-            .await
-            .map_err(|e| ApiError::from_store(e, "app"))?;
-        Ok(Json(app.into()))
+        app_id: Path<PathId<AppId>>,
+    ) -> Result<Found<AppView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        Ok(Found::of(self.state.store.get_app(app).await.about("app")?))
+    }
+
+    /// Rename an app
+    ///
+    /// The operator, or the app's own key.
+    #[oai(path = "/apps/:app_id", method = "patch", operation_id = "renameApp")]
+    async fn rename_app(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<PathId<AppId>>,
+        body: JsonBody<RenameAppRequest>,
+    ) -> Result<Changed<AppView>, WriteFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let name = parse_name(&body.name)?;
+        Ok(Changed::of(
+            self.state.store.rename_app(app, name).await.about("app")?,
+        ))
+    }
+
+    /// Delete an app
+    ///
+    /// Deletes the app and everything it owns: keys, access levels, the ThriveCart
+    /// integration and mappings, members with their grants and sessions, the activity log.
+    /// Its webhook URL answers 404 and its keys 401 from then on, in every Larder process.
+    /// Operator only: an app key gets 403 (another app's, 404).
+    #[oai(path = "/apps/:app_id", method = "delete", operation_id = "deleteApp")]
+    async fn delete_app(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<PathId<AppId>>,
+    ) -> Result<Done, Fails<{ BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | SERVER }>> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        auth.require_operator()?;
+        let gone = self.state.store.delete_app(app).await.about("app")?;
+        self.state.tenancy.app_deleted(app, &gone).await;
+        tracing::info!(app_id = %app, "app deleted");
+        Ok(Done::NoContent)
     }
 
     /// Create an API key
@@ -211,33 +195,24 @@ impl AppsApi {
     async fn create_api_key(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         body: JsonBody<CreateApiKeyRequest>,
-    ) -> Result<CreatedKey, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let name = parse_name(&body.name)?;
+    ) -> Result<Created<CreatedApiKey>, WriteFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         let key = secrets::generate_api_key();
-        let stored = self
-            .state
-            .tenancy
-            .store()
-            .create_api_key(NewApiKey {
-                id: ApiKeyId::new(),
-                app_id: app,
-                name,
-                key_hash: secrets::hash_token(&key),
-            })
-            .await
-            .map_err(|e| ApiError::from_store(e, "app"))?;
-        Ok(CreatedKey::Created(Json(CreatedApiKey {
+        let new = NewApiKey {
+            id: ApiKeyId::new(),
+            app_id: app,
+            name: parse_name(&body.name)?,
+            key_hash: secrets::hash_token(&key),
+        };
+        let stored = self.state.store.create_api_key(new).await.about("app")?;
+        Ok(Created::of(CreatedApiKey {
             id: stored.id.to_string(),
             name: stored.name,
             key,
             created_at: stored.created_at,
-        })))
+        }))
     }
 
     /// List API keys
@@ -251,28 +226,21 @@ impl AppsApi {
     async fn list_api_keys(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         /// Page size, 1–200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<u32>>,
+        limit: Query<Option<PageLimit>>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<ApiKeyList>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let page = page_request(limit.0, cursor.0.as_deref())?;
+        cursor: Query<Option<Cursor>>,
+    ) -> Result<Listed<ApiKeyView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let page = page_request(limit.0, cursor.0);
         let page = self
             .state
-            .tenancy
-            .store()
+            .store
             .list_api_keys(app, page)
             .await
-            .map_err(|e| ApiError::from_store(e, "app"))?;
-        let (items, next_cursor) = into_items(page, ApiKeyView::from);
-        Ok(Json(ApiKeyList { items, next_cursor }))
+            .about("app")?;
+        Ok(Listed::of(Page::from_store(page, ApiKeyView::from)))
     }
 
     /// Revoke an API key
@@ -286,33 +254,33 @@ impl AppsApi {
     async fn delete_api_key(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        key_id: Path<String>,
-    ) -> Result<Deleted, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let key: ApiKeyId = parse_id(&key_id, "key_id")?;
+        app_id: Path<PathId<AppId>>,
+        key_id: Path<PathId<ApiKeyId>>,
+    ) -> Result<Done, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         let hash = self
             .state
-            .tenancy
-            .store()
-            .delete_api_key(app, key)
+            .store
+            .delete_api_key(app, **key_id)
             .await
-            .map_err(|e| ApiError::from_store(e, "api key"))?;
+            .about("API key")?;
         self.state.tenancy.api_key_revoked(&hash).await;
-        Ok(Deleted::NoContent)
+        Ok(Done::NoContent)
     }
 }
 
 impl poem_openapi::types::Example for CreateAppRequest {
     fn example() -> Self {
         Self {
-            name: "Acme Academy".into(),
+            name: NameField("Acme Academy".into()),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for RenameAppRequest {
+    fn example() -> Self {
+        Self {
+            name: NameField("Acme Academy (EU)".into()),
         }
     }
 }
@@ -320,7 +288,7 @@ impl poem_openapi::types::Example for CreateAppRequest {
 impl poem_openapi::types::Example for CreateApiKeyRequest {
     fn example() -> Self {
         Self {
-            name: "setup script".into(),
+            name: NameField("setup script".into()),
         }
     }
 }

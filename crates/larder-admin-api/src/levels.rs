@@ -1,18 +1,19 @@
 //! Access levels.
 
 use chrono::{DateTime, Utc};
-use larder_access::AccessLevelId;
+use larder_access::{AccessLevelId, AppId};
+use larder_api_common::body::JsonBody;
+use larder_api_common::fields::NameField;
+use larder_api_common::{
+    About, Changed, Created, Cursor, Done, Found, ListItem, Listed, Page, PageLimit, PathId,
+    page_request,
+};
 use larder_store::{AccessLevel, NewAccessLevel};
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 
-use crate::apps::Deleted;
-use crate::auth::{AdminAuth, parse_id};
-use crate::{AdminState, Tag, parse_name};
-use larder_api_common::ApiError;
-use larder_api_common::body::JsonBody;
-use larder_api_common::paging::{into_items, page_request};
+use crate::auth::AdminAuth;
+use crate::{AdminState, ReadConflictFails, ReadFails, Tag, WriteConflictFails, parse_name};
 
 #[derive(Debug)]
 pub struct LevelsApi {
@@ -24,11 +25,7 @@ pub struct LevelsApi {
 pub struct AccessLevelRequest {
     /// Unique within the app (case-insensitive): up to 200 characters, no control
     /// characters, not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: NameField,
 }
 
 #[derive(Debug, Object)]
@@ -50,19 +47,8 @@ impl From<AccessLevel> for AccessLevelView {
     }
 }
 
-#[derive(Debug, Object)]
-pub struct AccessLevelList {
-    pub items: Vec<AccessLevelView>,
-    /// Pass as `cursor` to read the next page; null on the last one.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum CreatedLevel {
-    /// The access level was created.
-    #[oai(status = 201)]
-    Created(Json<AccessLevelView>),
+impl ListItem for AccessLevelView {
+    const LIST: &'static str = "AccessLevelList";
 }
 
 const WHAT: &str = "access level";
@@ -80,26 +66,22 @@ impl LevelsApi {
     async fn create(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         body: JsonBody<AccessLevelRequest>,
-    ) -> Result<CreatedLevel, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let name = parse_name(&body.name)?;
+    ) -> Result<Created<AccessLevelView>, WriteConflictFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let new = NewAccessLevel {
+            id: AccessLevelId::new(),
+            app_id: app,
+            name: parse_name(&body.name)?,
+        };
         let level = self
             .state
-            .tenancy
-            .store()
-            .create_access_level(NewAccessLevel {
-                id: AccessLevelId::new(),
-                app_id: app,
-                name,
-            })
+            .store
+            .create_access_level(new)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
-        Ok(CreatedLevel::Created(Json(level.into())))
+            .about(WHAT)?;
+        Ok(Created::of(level))
     }
 
     /// List access levels
@@ -113,28 +95,21 @@ impl LevelsApi {
     async fn list(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         /// Page size, 1–200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<u32>>,
+        limit: Query<Option<PageLimit>>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<AccessLevelList>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let page = page_request(limit.0, cursor.0.as_deref())?;
+        cursor: Query<Option<Cursor>>,
+    ) -> Result<Listed<AccessLevelView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let page = page_request(limit.0, cursor.0);
         let page = self
             .state
-            .tenancy
-            .store()
+            .store
             .list_access_levels(app, page)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
-        let (items, next_cursor) = into_items(page, AccessLevelView::from);
-        Ok(Json(AccessLevelList { items, next_cursor }))
+            .about(WHAT)?;
+        Ok(Listed::of(Page::from_store(page, AccessLevelView::from)))
     }
 
     /// Get an access level
@@ -148,25 +123,17 @@ impl LevelsApi {
     async fn get(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        level_id: Path<String>,
-    ) -> Result<Json<AccessLevelView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let id: AccessLevelId = parse_id(&level_id, "level_id")?;
+        app_id: Path<PathId<AppId>>,
+        level_id: Path<PathId<AccessLevelId>>,
+    ) -> Result<Found<AccessLevelView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         let level = self
             .state
-            .tenancy
-            .store()
-            .get_access_level(app, id)
+            .store
+            .get_access_level(app, **level_id)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
-        Ok(Json(level.into()))
+            .about(WHAT)?;
+        Ok(Found::of(level))
     }
 
     /// Rename an access level
@@ -181,32 +148,25 @@ impl LevelsApi {
     async fn rename(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        level_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
+        level_id: Path<PathId<AccessLevelId>>,
         body: JsonBody<AccessLevelRequest>,
-    ) -> Result<Json<AccessLevelView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let id: AccessLevelId = parse_id(&level_id, "level_id")?;
+    ) -> Result<Changed<AccessLevelView>, WriteConflictFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         let name = parse_name(&body.name)?;
         let level = self
             .state
-            .tenancy
-            .store()
-            .rename_access_level(app, id, name)
+            .store
+            .rename_access_level(app, **level_id, name)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
-        Ok(Json(level.into()))
+            .about(WHAT)?;
+        Ok(Changed::of(level))
     }
 
     /// Delete an access level
     ///
-    /// 409 `access_level_in_use` while a product mapping uses it.
+    /// 409 `access_level_in_use` while a product mapping or an active or paused grant uses
+    /// it. Overrides on it go with it.
     #[oai(
         path = "/:app_id/access-levels/:level_id",
         method = "delete",
@@ -215,31 +175,23 @@ impl LevelsApi {
     async fn delete(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        level_id: Path<String>,
-    ) -> Result<Deleted, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let id: AccessLevelId = parse_id(&level_id, "level_id")?;
+        app_id: Path<PathId<AppId>>,
+        level_id: Path<PathId<AccessLevelId>>,
+    ) -> Result<Done, ReadConflictFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         self.state
-            .tenancy
-            .store()
-            .delete_access_level(app, id)
+            .store
+            .delete_access_level(app, **level_id)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
-        Ok(Deleted::NoContent)
+            .about(WHAT)?;
+        Ok(Done::NoContent)
     }
 }
 
 impl poem_openapi::types::Example for AccessLevelRequest {
     fn example() -> Self {
         Self {
-            name: "Gold".into(),
+            name: NameField("Gold".into()),
         }
     }
 }

@@ -1,20 +1,21 @@
 //! The ThriveCart integration of an app and its product mappings.
 
 use chrono::{DateTime, Utc};
-use larder_access::{AccessLevelId, CancellationPolicy, MappingId, ProductKey, TestModePolicy};
+use larder_access::{AccessLevelId, AppId, MappingId, ProductKey};
+use larder_api_common::body::{JsonBody, OptionalJsonBody};
+use larder_api_common::fields::{ProductField, SecretWordField};
+use larder_api_common::{
+    About, ApiError, Changed, Created, Cursor, Done, ErrorCode, Found, ListItem, Listed, Page,
+    PageLimit, PathId, page_request,
+};
 use larder_store::{EnableIntegration, Integration, IntegrationPatch, Mapping, NewMapping};
 use larder_tenancy::secrets;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 
-use crate::apps::Deleted;
-use crate::auth::{AdminAuth, parse_id};
-use crate::{AdminState, Tag};
-use larder_api_common::ApiError;
-use larder_api_common::body::{JsonBody, OptionalJsonBody};
-use larder_api_common::paging::{into_items, page_request};
+use crate::auth::AdminAuth;
+use crate::{AdminState, ReadFails, Tag, WriteConflictFails, WriteFails};
 
 #[derive(Debug)]
 pub struct ThriveCartApi {
@@ -23,7 +24,7 @@ pub struct ThriveCartApi {
 
 /// What to do with test-mode purchases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
+#[oai(rename_all = "snake_case", remote = "larder_access::TestModePolicy")]
 pub enum TestMode {
     /// Apply them, flagging members and grants as test.
     Process,
@@ -33,48 +34,15 @@ pub enum TestMode {
 
 /// When a cancelled subscription loses its access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
+#[oai(
+    rename_all = "snake_case",
+    remote = "larder_access::CancellationPolicy"
+)]
 pub enum Cancellation {
     /// As soon as the cancellation arrives.
     Immediate,
     /// At the end of the period already paid for.
     PeriodEnd,
-}
-
-impl From<TestModePolicy> for TestMode {
-    fn from(p: TestModePolicy) -> Self {
-        match p {
-            TestModePolicy::Process => TestMode::Process,
-            TestModePolicy::Ignore => TestMode::Ignore,
-        }
-    }
-}
-
-impl From<TestMode> for TestModePolicy {
-    fn from(m: TestMode) -> Self {
-        match m {
-            TestMode::Process => TestModePolicy::Process,
-            TestMode::Ignore => TestModePolicy::Ignore,
-        }
-    }
-}
-
-impl From<CancellationPolicy> for Cancellation {
-    fn from(p: CancellationPolicy) -> Self {
-        match p {
-            CancellationPolicy::Immediate => Cancellation::Immediate,
-            CancellationPolicy::PeriodEnd => Cancellation::PeriodEnd,
-        }
-    }
-}
-
-impl From<Cancellation> for CancellationPolicy {
-    fn from(c: Cancellation) -> Self {
-        match c {
-            Cancellation::Immediate => CancellationPolicy::Immediate,
-            Cancellation::PeriodEnd => CancellationPolicy::PeriodEnd,
-        }
-    }
 }
 
 /// The integration as an admin sees it. The secret word itself is never shown.
@@ -95,20 +63,19 @@ pub struct ThriveCartView {
 pub struct EnableRequest {
     /// ThriveCart's secret word (Settings → API & webhooks), up to 200 characters, not
     /// blank. Omit (or send null) to keep the stored one.
-    #[oai(nullable, validator(max_length = 200, pattern = "[^\\x00-\\x20]"))]
-    pub secret_word: Option<String>,
+    #[oai(nullable)]
+    pub secret_word: Option<SecretWordField>,
 }
 
+/// Only the fields present change.
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct UpdateThriveCartRequest {
     /// A new secret word (up to 200 characters, not blank); `null` clears it; absent
     /// leaves it.
-    #[oai(nullable, validator(max_length = 200, pattern = "[^\\x00-\\x20]"))]
-    pub secret_word: MaybeUndefined<String>,
     #[oai(nullable)]
+    pub secret_word: MaybeUndefined<SecretWordField>,
     pub test_mode: Option<TestMode>,
-    #[oai(nullable)]
     pub cancellation: Option<Cancellation>,
 }
 
@@ -117,11 +84,7 @@ pub struct UpdateThriveCartRequest {
 pub struct CreateMappingRequest {
     /// A ThriveCart product ID (`"7"`, stored as `product-7`) or a typed key:
     /// `product-7`, `bump-7`, `upsell-3`, `downsell-2`.
-    #[oai(validator(
-        max_length = 60,
-        pattern = "^((product|bump|upsell|downsell)-)?0{0,24}[1-9][0-9]{0,23}$"
-    ))]
-    pub product: String,
+    pub product: ProductField,
     /// One of the app's access levels.
     pub access_level_id: String,
 }
@@ -146,12 +109,8 @@ impl From<Mapping> for MappingView {
     }
 }
 
-#[derive(Debug, Object)]
-pub struct MappingList {
-    pub items: Vec<MappingView>,
-    /// Pass as `cursor` to read the next page; null on the last one.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
+impl ListItem for MappingView {
+    const LIST: &'static str = "MappingList";
 }
 
 /// A product key seen in deliveries that no mapping covers now.
@@ -163,41 +122,17 @@ pub struct UnmappedProductView {
     pub last_seen_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Object)]
-pub struct UnmappedProductList {
-    pub items: Vec<UnmappedProductView>,
-    /// Always null: the list is short and comes whole.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum CreatedMapping {
-    /// The mapping was created.
-    #[oai(status = 201)]
-    Created(Json<MappingView>),
+impl ListItem for UnmappedProductView {
+    const LIST: &'static str = "UnmappedProductList";
+    const NEXT_CURSOR: &'static str = "Always null: the list is short and comes whole.";
 }
 
 const WHAT: &str = "ThriveCart integration";
-const MAX_SECRET_WORD_CHARS: usize = 200;
 
-fn secret_word_hash(word: &str) -> Result<String, ApiError> {
-    if !word.chars().any(|c| c > ' ') {
-        return Err(ApiError::validation(
-            "validation_failed",
-            "secret_word",
-            "`secret_word` must not be blank; use null to clear it.",
-        ));
-    }
-    if word.chars().count() > MAX_SECRET_WORD_CHARS {
-        return Err(ApiError::validation(
-            "validation_failed",
-            "secret_word",
-            format!("`secret_word` must be at most {MAX_SECRET_WORD_CHARS} characters."),
-        ));
-    }
-    // Deliveries' fields are read trimmed, so the word is stored trimmed too.
-    Ok(secrets::hash_secret_word(word.trim()))
+/// The stored form of a secret word. Deliveries' fields are read trimmed, so the word is
+/// stored trimmed too.
+fn secret_word_hash(word: &SecretWordField) -> String {
+    secrets::hash_secret_word(word.trim())
 }
 
 impl ThriveCartApi {
@@ -212,9 +147,9 @@ impl ThriveCartApi {
     }
 
     /// Publishes a changed integration to every process's token cache, then shows it.
-    async fn changed(&self, old_token: Option<&str>, tc: Integration) -> Json<ThriveCartView> {
+    async fn changed(&self, old_token: Option<&str>, tc: Integration) -> Changed<ThriveCartView> {
         self.state.tenancy.integration_changed(old_token, &tc).await;
-        Json(self.view(&tc))
+        Changed::of(self.view(&tc))
     }
 }
 
@@ -232,20 +167,11 @@ impl ThriveCartApi {
     async fn get(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-    ) -> Result<Json<ThriveCartView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let tc = self
-            .state
-            .tenancy
-            .store()
-            .get_integration(app)
-            .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
-        Ok(Json(self.view(&tc)))
+        app_id: Path<PathId<AppId>>,
+    ) -> Result<Found<ThriveCartView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let tc = self.state.store.get_integration(app).await.about(WHAT)?;
+        Ok(Found::of(self.view(&tc)))
     }
 
     /// Enable the ThriveCart integration
@@ -260,31 +186,20 @@ impl ThriveCartApi {
     async fn enable(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         body: OptionalJsonBody<EnableRequest>,
-    ) -> Result<Json<ThriveCartView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let secret_word_hash = body
-            .secret_word
-            .as_deref()
-            .map(secret_word_hash)
-            .transpose()?;
+    ) -> Result<Changed<ThriveCartView>, WriteFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let enable = EnableIntegration {
+            token_if_new: secrets::generate_webhook_token(),
+            secret_word_hash: body.secret_word.as_ref().map(secret_word_hash),
+        };
         let tc = self
             .state
-            .tenancy
-            .store()
-            .enable_integration(
-                app,
-                EnableIntegration {
-                    token_if_new: secrets::generate_webhook_token(),
-                    secret_word_hash,
-                },
-            )
+            .store
+            .enable_integration(app, enable)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
+            .about(WHAT)?;
         Ok(self.changed(None, tc).await)
     }
 
@@ -299,19 +214,15 @@ impl ThriveCartApi {
     async fn disable(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-    ) -> Result<Json<ThriveCartView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
+        app_id: Path<PathId<AppId>>,
+    ) -> Result<Changed<ThriveCartView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         let tc = self
             .state
-            .tenancy
-            .store()
+            .store
             .disable_integration(app)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
+            .about(WHAT)?;
         Ok(self.changed(None, tc).await)
     }
 
@@ -326,30 +237,25 @@ impl ThriveCartApi {
     async fn update(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         body: JsonBody<UpdateThriveCartRequest>,
-    ) -> Result<Json<ThriveCartView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let secret_word_hash = match &body.secret_word {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(word) => Some(Some(secret_word_hash(word)?)),
-        };
+    ) -> Result<Changed<ThriveCartView>, WriteFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         let patch = IntegrationPatch {
-            secret_word_hash,
+            secret_word_hash: match &body.secret_word {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(word) => Some(Some(secret_word_hash(word))),
+            },
             test_mode: body.test_mode.map(Into::into),
             cancellation: body.cancellation.map(Into::into),
         };
         let tc = self
             .state
-            .tenancy
-            .store()
+            .store
             .update_integration(app, patch)
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
+            .about(WHAT)?;
         Ok(self.changed(None, tc).await)
     }
 
@@ -365,20 +271,18 @@ impl ThriveCartApi {
     async fn rotate(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-    ) -> Result<Json<ThriveCartView>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let (old, tc) = self
+        app_id: Path<PathId<AppId>>,
+    ) -> Result<Changed<ThriveCartView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let rotated = self
             .state
-            .tenancy
-            .store()
+            .store
             .rotate_webhook_token(app, &secrets::generate_webhook_token())
             .await
-            .map_err(|e| ApiError::from_store(e, WHAT))?;
-        Ok(self.changed(old.as_deref(), tc).await)
+            .about(WHAT)?;
+        Ok(self
+            .changed(rotated.old_token.as_deref(), rotated.integration)
+            .await)
     }
 
     /// Map a product to an access level
@@ -393,36 +297,31 @@ impl ThriveCartApi {
     async fn create_mapping(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         body: JsonBody<CreateMappingRequest>,
-    ) -> Result<CreatedMapping, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let product = ProductKey::parse(&body.product)
-            .map_err(|e| ApiError::validation("invalid_product", "product", e.to_string()))?;
-        let level: AccessLevelId = body.access_level_id.parse().map_err(|_| {
-            ApiError::validation(
-                "unknown_access_level",
-                "access_level_id",
-                "No access level with that id in this app.",
-            )
+    ) -> Result<Created<MappingView>, WriteConflictFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let product = ProductKey::parse(&body.product).map_err(|e| {
+            ApiError::validation(ErrorCode::InvalidProduct, "product", format!("{e}."))
         })?;
+        let level: AccessLevelId = body
+            .access_level_id
+            .parse()
+            .map_err(|_| ApiError::unknown_access_level())?;
+        let new = NewMapping {
+            id: MappingId::new(),
+            app_id: app,
+            product,
+            access_level_id: level,
+        };
         let mapping = self
             .state
-            .tenancy
-            .store()
-            .create_mapping(NewMapping {
-                id: MappingId::new(),
-                app_id: app,
-                product,
-                access_level_id: level,
-            })
+            .store
+            .create_mapping(new)
             .await
-            .map_err(|e| ApiError::from_store(e, "mapping"))?;
+            .about("mapping")?;
         self.state.tenancy.mappings_changed(app).await;
-        Ok(CreatedMapping::Created(Json(mapping.into())))
+        Ok(Created::of(mapping))
     }
 
     /// List product mappings
@@ -436,28 +335,21 @@ impl ThriveCartApi {
     async fn list_mappings(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         /// Page size, 1–200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<u32>>,
+        limit: Query<Option<PageLimit>>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(pattern = "^[A-Za-z0-9_-]{22}$"))]
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<MappingList>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let page = page_request(limit.0, cursor.0.as_deref())?;
+        cursor: Query<Option<Cursor>>,
+    ) -> Result<Listed<MappingView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let page = page_request(limit.0, cursor.0);
         let page = self
             .state
-            .tenancy
-            .store()
+            .store
             .list_mappings(app, page)
             .await
-            .map_err(|e| ApiError::from_store(e, "mapping"))?;
-        let (items, next_cursor) = into_items(page, MappingView::from);
-        Ok(Json(MappingList { items, next_cursor }))
+            .about("mapping")?;
+        Ok(Listed::of(Page::from_store(page, MappingView::from)))
     }
 
     /// List unmapped products
@@ -472,30 +364,17 @@ impl ThriveCartApi {
     async fn unmapped_products(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-    ) -> Result<Json<UnmappedProductList>, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let items = self
-            .state
-            .tenancy
-            .store()
-            .unmapped_products(app)
-            .await
-            .map_err(|e| ApiError::from_store(e, "app"))?
-            .into_iter()
-            .map(|u| UnmappedProductView {
-                product: u.product,
+        app_id: Path<PathId<AppId>>,
+    ) -> Result<Listed<UnmappedProductView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let unmapped = self.state.store.unmapped_products(app).await.about("app")?;
+        Ok(Listed::of(Page::whole(unmapped.into_iter().map(|u| {
+            UnmappedProductView {
+                product: u.product.to_string(),
                 deliveries: u.deliveries,
                 last_seen_at: u.last_seen_at,
-            })
-            .collect();
-        Ok(Json(UnmappedProductList {
-            items,
-            next_cursor: None,
-        }))
+            }
+        }))))
     }
 
     /// Delete a product mapping
@@ -509,32 +388,24 @@ impl ThriveCartApi {
     async fn delete_mapping(
         &self,
         auth: AdminAuth,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        mapping_id: Path<String>,
-    ) -> Result<Deleted, ApiError> {
-        let app = auth.app(&self.state.tenancy, &app_id).await?;
-        let id: MappingId = parse_id(&mapping_id, "mapping_id")?;
+        app_id: Path<PathId<AppId>>,
+        mapping_id: Path<PathId<MappingId>>,
+    ) -> Result<Done, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
         self.state
-            .tenancy
-            .store()
-            .delete_mapping(app, id)
+            .store
+            .delete_mapping(app, **mapping_id)
             .await
-            .map_err(|e| ApiError::from_store(e, "mapping"))?;
+            .about("mapping")?;
         self.state.tenancy.mappings_changed(app).await;
-        Ok(Deleted::NoContent)
+        Ok(Done::NoContent)
     }
 }
 
 impl poem_openapi::types::Example for EnableRequest {
     fn example() -> Self {
         Self {
-            secret_word: Some("K7QX2M9PLD4R".into()),
+            secret_word: Some(SecretWordField("K7QX2M9PLD4R".into())),
         }
     }
 }
@@ -567,7 +438,7 @@ impl poem_openapi::types::Example for ThriveCartView {
 impl poem_openapi::types::Example for CreateMappingRequest {
     fn example() -> Self {
         Self {
-            product: "7".into(),
+            product: ProductField("7".into()),
             access_level_id: "01a21adf-1965-7166-8ba8-81632aa17ed4".into(),
         }
     }

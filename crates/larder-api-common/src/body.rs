@@ -1,17 +1,25 @@
 //! JSON request bodies that tell a malformed document (400 `invalid_json`) from a
-//! well-formed one with a missing or mistyped field (422 `validation_failed`); poem-openapi's
-//! own `Json` answers 400 for both. A missing `Content-Type` is read as JSON (what `curl -d`
-//! users mean); another media type is refused with 415.
+//! well-formed one with a missing, unknown or mistyped field (422 `validation_failed`, naming
+//! the field, in words); poem-openapi's own `Json` answers 400 for both. A missing
+//! `Content-Type` is read as JSON (what `curl -d` users mean); another media type is refused
+//! with 415. A body over 1 MiB is refused with 413, by its `Content-Length` before it is read.
 
 use std::ops::Deref;
 
 use poem::{Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use crate::error::ApiError;
+use serde_json::Value;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::fields::pattern_rule;
+
+/// The media type strict JSON bodies publish: every body read here refuses unknown fields,
+/// and the published document says so (`additionalProperties: false`) for these.
+pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 /// Largest JSON body an admin operation reads (413 `payload_too_large` beyond).
 pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
@@ -44,98 +52,190 @@ async fn read_json<T: ParseFromJSON>(
         }
         .into());
     }
-    let data = body.take()?.into_bytes_limit(MAX_JSON_BODY_BYTES).await?;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "The request body is over 1 MiB.",
+        )
+    };
+    let declared = request
+        .header(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_JSON_BODY_BYTES as u64) {
+        return Err(too_large().into());
+    }
+    let data = match body.take()?.into_bytes_limit(MAX_JSON_BODY_BYTES).await {
+        Ok(data) => data,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => return Err(too_large().into()),
+        Err(_) => return Err(ApiError::invalid_json("The request body could not be read.").into()),
+    };
     let value = if data.iter().all(u8::is_ascii_whitespace) {
         if !empty_is_object {
             return Err(
                 ApiError::invalid_json("The request body is empty; send a JSON object.").into(),
             );
         }
-        serde_json::Value::Object(Default::default())
+        Value::Object(Default::default())
     } else {
         serde_json::from_slice(&data).map_err(|err| {
             ApiError::invalid_json(format!("The request body is not valid JSON: {err}."))
         })?
     };
-    if !value.is_object() {
-        return Err(ApiError::validation_failed("The request body must be a JSON object.").into());
-    }
-    check_field_types::<T>(&value)?;
+    validate::<T>(&value)?;
     T::parse_from_json(Some(value)).map_err(|err| {
-        let message = err.into_message();
-        match failed_field(&message) {
-            Some(field) => ApiError::validation(
-                code_for(field),
-                field,
-                format!("`{field}` is not valid: {message}."),
-            ),
-            None => ApiError::validation_failed(format!(
-                "The request body is missing a field or has one of the wrong type: {message}"
-            )),
-        }
-        .into()
+        // Everything the document publishes was checked above; this is a rule of the
+        // field's own type.
+        tracing::debug!(error = %err.into_message(), "request body refused by its type");
+        ApiError::validation_failed("The request body is not valid.").into()
     })
 }
 
-/// The field a poem-openapi validator refused (`field `name` verification failed`).
-fn failed_field(message: &str) -> Option<&str> {
-    let rest = message.split("field `").nth(1)?;
-    let (field, after) = rest.split_once('`')?;
-    after
-        .trim_start()
-        .starts_with("verification failed")
-        .then_some(field)
-}
-
-/// The error code of a field whose published rules (`pattern`, lengths) it broke.
-fn code_for(field: &str) -> &'static str {
+/// The code of an answer about `field` breaking its published rules (`pattern`, lengths).
+fn code_for(field: &str) -> ErrorCode {
     match field {
-        "product" => "invalid_product",
-        "password" => "weak_password",
-        _ => "validation_failed",
+        "product" => ErrorCode::InvalidProduct,
+        "password" => ErrorCode::WeakPassword,
+        _ => ErrorCode::ValidationFailed,
     }
 }
 
-/// Refuses a body whose fields have the wrong JSON type. poem-openapi would read `7` or
-/// `true` into a string field; the published document says string, so only a string is.
-fn check_field_types<T: Type>(value: &serde_json::Value) -> Result<(), ApiError> {
-    use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-    use serde_json::Value;
-
-    fn resolve<'a>(registry: &'a Registry, schema: &'a MetaSchemaRef) -> Option<&'a MetaSchema> {
-        match schema {
-            MetaSchemaRef::Inline(s) => Some(s),
-            MetaSchemaRef::Reference(name) => registry.schemas.get(name),
-        }
+fn resolve<'a>(registry: &'a Registry, schema: &'a MetaSchemaRef) -> Option<&'a MetaSchema> {
+    match schema {
+        MetaSchemaRef::Inline(s) => Some(s),
+        MetaSchemaRef::Reference(name) => registry.schemas.get(name),
     }
+}
 
+fn kind(ty: &str) -> &'static str {
+    match ty {
+        "string" => "a string",
+        "integer" => "a whole number",
+        "number" => "a number",
+        "boolean" => "true or false",
+        "array" => "a list",
+        "object" => "an object",
+        _ => "a value of another kind",
+    }
+}
+
+fn list(names: impl IntoIterator<Item = impl std::fmt::Display>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn pattern_matches(pattern: &str, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, RwLock};
+    static COMPILED: LazyLock<RwLock<HashMap<String, Option<regex::Regex>>>> =
+        LazyLock::new(Default::default);
+    if let Ok(cache) = COMPILED.read()
+        && let Some(compiled) = cache.get(pattern)
+    {
+        return compiled.as_ref().is_none_or(|r| r.is_match(text));
+    }
+    let compiled = regex::Regex::new(pattern).ok();
+    let matches = compiled.as_ref().is_none_or(|r| r.is_match(text));
+    if let Ok(mut cache) = COMPILED.write() {
+        cache.insert(pattern.to_owned(), compiled);
+    }
+    matches
+}
+
+/// Checks a body against everything the document publishes for `T`, field by field, and
+/// says in words what is wrong: an unknown field (a typo must not pass silently), a missing
+/// one, a wrong type (a number where a string is published is refused, not converted), a
+/// value outside an enum, a length or pattern broken.
+fn validate<T: Type>(value: &Value) -> Result<(), ApiError> {
     let mut registry = Registry::new();
     T::register(&mut registry);
     let schema_ref = T::schema_ref();
-    let (Some(schema), Some(object)) = (resolve(&registry, &schema_ref), value.as_object()) else {
+    let Some(schema) = resolve(&registry, &schema_ref) else {
         return Ok(());
     };
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::validation_failed(
+            "The request body must be a JSON object.",
+        ));
+    };
+    let known: Vec<&str> = schema.properties.iter().map(|(name, _)| *name).collect();
+    if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
+        let takes = if known.is_empty() {
+            "This request takes no fields.".to_owned()
+        } else {
+            format!("This request takes {}.", list(&known))
+        };
+        return Err(ApiError::validation(
+            ErrorCode::ValidationFailed,
+            unknown,
+            format!("`{unknown}` is not a field of this request. {takes}"),
+        ));
+    }
     for (name, property) in &schema.properties {
-        let (Some(given), Some(property)) = (object.get(*name), resolve(&registry, property))
-        else {
+        let fail = |message: String| {
+            Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                name,
+                message,
+            ))
+        };
+        let Some(given) = object.get(*name) else {
+            if schema.required.contains(name) {
+                return fail(format!("`{name}` is required."));
+            }
             continue;
         };
-        let fits = match (property.ty, given) {
-            (_, Value::Null) => property.nullable || !schema.required.contains(name),
-            ("string", v) => v.is_string(),
-            ("integer", v) => v.is_i64() || v.is_u64(),
-            ("number", v) => v.is_number(),
-            ("boolean", v) => v.is_boolean(),
-            ("array", v) => v.is_array(),
-            ("object", v) => v.is_object(),
+        let Some(property) = resolve(&registry, property) else {
+            continue;
+        };
+        if given.is_null() {
+            if property.nullable {
+                continue;
+            }
+            return fail(format!("`{name}` must be {}, not null.", kind(property.ty)));
+        }
+        if !property.enum_items.is_empty() {
+            if !property.enum_items.contains(given) {
+                let values = property
+                    .enum_items
+                    .iter()
+                    .map(|v| v.as_str().unwrap_or_default());
+                return fail(format!("`{name}` must be one of: {}.", list(values)));
+            }
+            continue;
+        }
+        let fits = match property.ty {
+            "string" => given.is_string(),
+            "integer" => given.is_i64() || given.is_u64(),
+            "number" => given.is_number(),
+            "boolean" => given.is_boolean(),
+            "array" => given.is_array(),
+            "object" => given.is_object(),
             _ => true,
         };
         if !fits {
-            return Err(ApiError::validation(
-                "validation_failed",
-                name,
-                format!("`{name}` must be of type {}.", property.ty),
-            ));
+            return fail(format!("`{name}` must be {}.", kind(property.ty)));
+        }
+        if let Some(text) = given.as_str() {
+            let chars = text.chars().count();
+            let rule = |message: String| Err(ApiError::validation(code_for(name), name, message));
+            if let Some(max) = property.max_length
+                && chars > max
+            {
+                return rule(format!("`{name}` must be at most {max} characters."));
+            }
+            if let Some(min) = property.min_length
+                && chars < min
+            {
+                return rule(format!("`{name}` must be at least {min} characters."));
+            }
+            if let Some(pattern) = &property.pattern
+                && !pattern_matches(pattern, text)
+            {
+                return rule(format!("`{name}` {}.", pattern_rule(pattern)));
+            }
         }
     }
     Ok(())
@@ -152,7 +252,7 @@ macro_rules! json_body {
         }
 
         impl<T: Type> Payload for $ty<T> {
-            const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+            const CONTENT_TYPE: &'static str = JSON_CONTENT_TYPE;
 
             fn check_content_type(content_type: &str) -> bool {
                 is_json(content_type)

@@ -1,9 +1,51 @@
-//! What Larder's admin and member APIs share: the one error body every non-2xx answer
-//! carries ([`error::ErrorBody`]) and the mapping of every error onto it, JSON bodies that
-//! tell malformed JSON (400) from invalid fields (422), and opaque list cursors.
+//! What Larder's HTTP APIs share: the one error body every non-2xx answer carries
+//! ([`ErrorBody`]) with its stable codes and the statuses each operation declares
+//! ([`Fails`]); JSON bodies that tell malformed JSON (400) from invalid fields (422, in
+//! words); typed path and query parameters ([`PathId`]); the one list shape ([`Page`]); and
+//! request fields that publish their rules ([`fields`]).
 
+pub mod answers;
 pub mod body;
 pub mod error;
+pub mod fields;
 pub mod paging;
+pub mod params;
 
-pub use error::{ApiError, ErrorBody, error_response};
+pub use answers::{About, Changed, Created, Done, Found, Listed};
+pub use error::{
+    ApiError, BAD_REQUEST, CONFLICT, ErrorBody, ErrorCode, FORBIDDEN, Fails, INTERNAL, JSON_BODY,
+    NOT_FOUND, PAYLOAD_TOO_LARGE, SERVER, TOO_MANY_REQUESTS, UNAUTHORIZED, UNAVAILABLE,
+    UNPROCESSABLE, UNSUPPORTED_MEDIA_TYPE, error_response,
+};
+pub use paging::{ListItem, Page, page_request};
+pub use params::{Cursor, NullableEnum, OneOf, PageLimit, PathId};
+
+use poem_openapi::Object;
+
+/// An access level as a member has it: its id and name. Shared by the admin API's member
+/// views and the member API's `/me`.
+#[derive(Debug, Clone, Object)]
+pub struct LevelView {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<larder_store::LevelRef> for LevelView {
+    fn from(level: larder_store::LevelRef) -> Self {
+        Self {
+            id: level.id.to_string(),
+            name: level.name,
+        }
+    }
+}
+
+/// Whether every variant of a domain enum (`all`) turns into an API twin (one made with
+/// poem-openapi's `#[oai(remote = …)]`) spelled as the domain spells it. For tests.
+pub fn spelled_alike<D, A>(all: &[D]) -> bool
+where
+    D: Copy + std::fmt::Display,
+    A: From<D> + poem_openapi::types::ToJSON,
+{
+    all.iter()
+        .all(|d| A::from(*d).to_json() == Some(serde_json::Value::from(d.to_string())))
+}

@@ -1,18 +1,21 @@
-//! Webhook intake as a plain service: decode → verify → dedupe → plan → apply → record.
+//! Webhook intake as a plain service: resolve → decode → verify → parse → dedupe → apply,
+//! each step answering early when the delivery goes no further.
 //!
 //! Every delivery that reaches an enabled URL leaves exactly one activity entry, whatever
 //! its outcome. A 2xx answer is given only after that entry is committed; when it cannot be
 //! (the database is down), the answer is 503 so ThriveCart may retry.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use larder_access::thrivecart::{self, field, parse_delivery};
+use larder_access::thrivecart::{self, Delivery, field, parse_delivery};
 use larder_access::{AppId, DeliveryId, Email};
 use larder_cache::Cache;
 use larder_store::{ApplyDelivery, DeliveryRecord, DeliveryStatus, NewDelivery, Store, StoreError};
 use larder_tenancy::{LiveIntegration, Tenancy, secrets};
+use poem::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::decode::decode_body;
@@ -22,38 +25,115 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How much of an undecodable body the activity log keeps.
 const RAW_KEPT_BYTES: usize = 16 * 1024;
 
-/// An HTTP answer of the intake: status and JSON body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
+/// Why a delivery was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 404: no enabled integration has this URL.
+    NotFound,
+    /// 401: the secret word is wrong or missing.
+    SecretMismatch,
+    /// 400: the body cannot be decoded, or the event lacks what it needs.
+    InvalidPayload,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 503: it could not be recorded (or applied); retry later.
+    Unavailable,
+}
+
+impl Refusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::NotFound => StatusCode::NOT_FOUND,
+            Refusal::SecretMismatch => StatusCode::UNAUTHORIZED,
+            Refusal::InvalidPayload => StatusCode::BAD_REQUEST,
+            Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable error code of the answer.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::NotFound => "not_found",
+            Refusal::SecretMismatch => "secret_mismatch",
+            Refusal::InvalidPayload => "invalid_payload",
+            Refusal::PayloadTooLarge => "payload_too_large",
+            Refusal::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The answer to one delivery, serialised only at the HTTP edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// 200: the delivery is durably recorded with this status.
+    Recorded {
+        status: DeliveryStatus,
+        delivery_id: DeliveryId,
+    },
+    /// Not accepted; `delivery_id` is its activity entry when the refusal was recorded.
+    Refused {
+        refusal: Refusal,
+        message: String,
+        delivery_id: Option<DeliveryId>,
+    },
 }
 
 impl Reply {
-    fn ok(status: DeliveryStatus, id: DeliveryId) -> Self {
-        Self {
-            status: 200,
-            body: json!({"status": status.as_str(), "delivery_id": id.to_string()}),
+    fn refused(
+        refusal: Refusal,
+        message: impl Into<String>,
+        delivery_id: Option<DeliveryId>,
+    ) -> Self {
+        Reply::Refused {
+            refusal,
+            message: message.into(),
+            delivery_id,
         }
     }
 
-    fn error(status: u16, code: &str, message: &str, id: Option<DeliveryId>) -> Self {
-        let mut body = json!({"code": code, "message": message});
-        if let Some(id) = id {
-            body["delivery_id"] = id.to_string().into();
-        }
-        Self { status, body }
+    pub(crate) fn not_found() -> Self {
+        Self::refused(
+            Refusal::NotFound,
+            "No enabled ThriveCart integration has this webhook URL.",
+            None,
+        )
     }
 
-    fn unavailable() -> Self {
-        Self::error(
-            503,
-            "unavailable",
+    pub(crate) fn unavailable() -> Self {
+        Self::refused(
+            Refusal::Unavailable,
             "The delivery could not be recorded; retry later.",
             None,
         )
     }
+
+    pub(crate) fn too_large() -> Self {
+        Self::refused(
+            Refusal::PayloadTooLarge,
+            "The delivery is larger than 1 MiB.",
+            None,
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reply::Recorded { .. } => StatusCode::OK,
+            Reply::Refused { refusal, .. } => refusal.status(),
+        }
+    }
+
+    /// The delivery status or the error code: what metrics and spans count it as.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Reply::Recorded { status, .. } => status.as_str(),
+            Reply::Refused { refusal, .. } => refusal.code(),
+        }
+    }
 }
+
+/// A step that either hands its result on or answers the delivery.
+type Step<T> = ControlFlow<Reply, T>;
 
 /// Why a replay was refused.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +198,10 @@ fn idempotency_key(app: AppId, fingerprint: &str) -> String {
     format!("idem:{app}:{fingerprint}")
 }
 
-fn unix_now() -> i64 {
-    Utc::now().timestamp()
+/// What the activity log shows of a document's customer email: the normalised address, or
+/// nothing when the field holds no address.
+fn customer_email(doc: &Value) -> Option<Email> {
+    field(doc, &["customer", "email"]).and_then(|e| Email::parse(e).ok())
 }
 
 impl Gateway {
@@ -135,75 +217,76 @@ impl Gateway {
         self.tenancy.cache()
     }
 
-    /// Records an entry that changes nothing; `None` when even that failed.
-    async fn record(
-        &self,
-        record: NewDelivery,
-        status: DeliveryStatus,
-        message: &str,
-    ) -> Option<DeliveryId> {
-        let id = record.id;
-        match self.store().record_delivery(record, status, message).await {
-            Ok(()) => Some(id),
+    /// The enabled integration a webhook token belongs to, or the answer for one that has
+    /// none (404) or cannot be looked up (503).
+    pub async fn resolve(&self, token: &str) -> Result<LiveIntegration, Reply> {
+        match self.tenancy.resolve_webhook_token(token).await {
+            Ok(Some(live)) => Ok(live),
+            Ok(None) => Err(Reply::not_found()),
             Err(err) => {
-                tracing::error!(error = %err, status = status.as_str(), "could not record a delivery");
-                None
+                tracing::error!(error = %err, "webhook token lookup failed");
+                Err(Reply::unavailable())
             }
         }
     }
 
     /// Handles one POST to a webhook URL.
-    #[tracing::instrument(skip_all, fields(app_id, delivery_id, event, outcome))]
     pub async fn receive(&self, token: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
-        let live = match self.tenancy.resolve_webhook_token(token).await {
-            Ok(Some(live)) => live,
-            Ok(None) => {
-                return Reply::error(
-                    404,
-                    "not_found",
-                    "No enabled ThriveCart integration has this webhook URL.",
-                    None,
-                );
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "webhook token lookup failed");
-                return Reply::unavailable();
-            }
-        };
-        let span = tracing::Span::current();
-        span.record("app_id", tracing::field::display(live.app_id));
-        let reply = self.receive_for(&live, content_type, body).await;
-        span.record(
-            "outcome",
-            reply.body["status"]
-                .as_str()
-                .or(reply.body["code"].as_str())
-                .unwrap_or_default(),
-        );
-        reply
+        match self.resolve(token).await {
+            Ok(live) => self.receive_for(&live, content_type, body).await,
+            Err(reply) => reply,
+        }
     }
 
-    async fn receive_for(
+    /// Handles one delivery to `live`'s URL: decode → verify → parse → dedupe → apply.
+    #[tracing::instrument(skip_all, fields(app_id = %live.app_id, delivery_id, event, outcome))]
+    pub async fn receive_for(
         &self,
         live: &LiveIntegration,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Reply {
-        let mut record = NewDelivery {
-            id: DeliveryId::new(),
-            app_id: live.app_id,
-            received_at: Utc::now(),
-            event: None,
-            mode: None,
-            order_id: None,
-            customer_email: None,
-            products: Vec::new(),
-            verified: false,
-            payload: None,
-            replay_of: None,
+        let mut record = NewDelivery::received(live.app_id);
+        let span = tracing::Span::current();
+        span.record("delivery_id", tracing::field::display(record.id));
+        let reply = match self.intake(live, &mut record, content_type, body).await {
+            ControlFlow::Continue(reply) | ControlFlow::Break(reply) => reply,
         };
-        tracing::Span::current().record("delivery_id", tracing::field::display(record.id));
+        span.record("outcome", reply.outcome());
+        reply
+    }
 
+    async fn intake(
+        &self,
+        live: &LiveIntegration,
+        record: &mut NewDelivery,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Step<Reply> {
+        let (doc, secret) = self.decode(record, content_type, body).await?;
+        if record.event.is_none() {
+            // ThriveCart checks a URL with a POST before saving it: no event, maybe no secret.
+            return self
+                .answer(record, DeliveryStatus::Ping, "Ping: nothing to apply.")
+                .await;
+        }
+        tracing::Span::current().record("event", record.event.as_deref().unwrap_or_default());
+        self.verify(live, record, secret.as_deref()).await?;
+        let delivery = self.parse(record, &doc).await?;
+        let fingerprint = thrivecart::fingerprint(&doc);
+        let idem = idempotency_key(live.app_id, &fingerprint);
+        self.answer_known_repeat(record, &idem).await?;
+        ControlFlow::Continue(self.apply(live, record, delivery, fingerprint, &idem).await)
+    }
+
+    /// Decodes the body into a document and describes it in `record`; the secret word is
+    /// taken out of the document (and returned) before anything keeps it.
+    async fn decode(
+        &self,
+        record: &mut NewDelivery,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Step<(Value, Option<String>)> {
         let mut doc = match decode_body(content_type, body) {
             Ok(doc) if doc.is_object() => doc,
             Ok(_) => {
@@ -223,47 +306,44 @@ impl Gateway {
         let secret = field(&doc, &[thrivecart::SECRET_FIELD]).map(str::to_owned);
         thrivecart::redact_secret(&mut doc);
         record.event = thrivecart::event_name(&doc).map(str::to_owned);
-        record.mode = field(&doc, &["mode"]).map(str::to_owned);
+        record.mode = thrivecart::declared_mode(&doc);
         record.order_id = field(&doc, &["order_id"]).map(str::to_owned);
-        record.customer_email = field(&doc, &["customer", "email"]).map(|e| {
-            Email::parse(e)
-                .map(|e| e.to_string())
-                .unwrap_or_else(|_| e.trim().to_lowercase())
-        });
+        record.customer_email = customer_email(&doc);
         record.payload = Some(doc.clone());
+        ControlFlow::Continue((doc, secret))
+    }
 
-        if record.event.is_none() {
-            // ThriveCart checks a URL with a POST before saving it: no event, maybe no secret.
-            return match self
-                .record(record, DeliveryStatus::Ping, "Ping: nothing to apply.")
-                .await
-            {
-                Some(id) => Reply::ok(DeliveryStatus::Ping, id),
-                None => Reply::unavailable(),
-            };
-        }
-        tracing::Span::current().record("event", record.event.as_deref().unwrap_or_default());
-
-        if let Some(hash) = &live.secret_word_hash {
-            let matches = secret
-                .as_deref()
-                .is_some_and(|word| secrets::verify_secret_word(word, hash));
-            if !matches {
-                let message = if secret.is_some() {
-                    "Rejected: the secret word does not match the app's."
-                } else {
-                    "Rejected: the delivery carries no secret word."
-                };
-                let id = self.record(record, DeliveryStatus::Rejected, message).await;
-                return match id {
-                    Some(id) => Reply::error(401, "secret_mismatch", message, Some(id)),
-                    None => Reply::unavailable(),
-                };
-            }
+    /// Checks the secret word when the app has one (constant time); a mismatch is recorded
+    /// as `rejected` and answered 401.
+    async fn verify(
+        &self,
+        live: &LiveIntegration,
+        record: &mut NewDelivery,
+        secret: Option<&str>,
+    ) -> Step<()> {
+        let Some(hash) = &live.secret_word_hash else {
+            return ControlFlow::Continue(());
+        };
+        if secret.is_some_and(|word| secrets::verify_secret_word(word, hash)) {
             record.verified = true;
+            return ControlFlow::Continue(());
         }
+        let message = if secret.is_some() {
+            "Rejected: the secret word does not match the app's."
+        } else {
+            "Rejected: the delivery carries no secret word."
+        };
+        let id = self.record(record, DeliveryStatus::Rejected, message).await;
+        ControlFlow::Break(match id {
+            Some(id) => Reply::refused(Refusal::SecretMismatch, message, Some(id)),
+            None => Reply::unavailable(),
+        })
+    }
 
-        let delivery = match parse_delivery(&doc) {
+    /// Reads the document as a ThriveCart delivery; one that lacks what its event needs is
+    /// recorded as `invalid` and answered 400.
+    async fn parse(&self, record: &mut NewDelivery, doc: &Value) -> Step<Delivery> {
+        let delivery = match parse_delivery(doc) {
             Ok(Some(d)) => d,
             Ok(None) => return self.invalid(record, "The delivery names no event.").await,
             Err(err) => {
@@ -272,32 +352,39 @@ impl Gateway {
                     .await;
             }
         };
-        record.products = delivery
-            .products()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        record.mode = Some(delivery.mode);
+        record.products = delivery.products();
         if let Some(c) = &delivery.customer {
-            record.customer_email = Some(c.email.to_string());
+            record.customer_email = Some(c.email.clone());
         }
         if record.order_id.is_none() {
             record.order_id = delivery.order_id.clone();
         }
+        ControlFlow::Continue(delivery)
+    }
 
-        let fingerprint = thrivecart::fingerprint(&doc);
-        let idem = idempotency_key(live.app_id, &fingerprint);
-        // The fast answer to a repeat; the database's unique fingerprint still decides.
-        if let Ok(Some(original)) = self.cache().get(&idem).await {
-            let message = format!("Duplicate of delivery {original}; nothing changed.");
-            return match self
-                .record(record, DeliveryStatus::Duplicate, &message)
-                .await
-            {
-                Some(id) => Reply::ok(DeliveryStatus::Duplicate, id),
-                None => Reply::unavailable(),
-            };
+    /// The fast answer to a repeat the cache knows; the database's unique fingerprint still
+    /// decides for those it does not.
+    async fn answer_known_repeat(&self, record: &NewDelivery, idem: &str) -> Step<()> {
+        match self.cache().get(idem).await {
+            Ok(Some(original)) => {
+                let message = format!("Duplicate of delivery {original}; nothing changed.");
+                self.answer(record, DeliveryStatus::Duplicate, &message)
+                    .await
+            }
+            _ => ControlFlow::Continue(()),
         }
+    }
 
+    /// Applies the delivery in one transaction and remembers its fingerprint in the cache.
+    async fn apply(
+        &self,
+        live: &LiveIntegration,
+        record: &NewDelivery,
+        delivery: Delivery,
+        fingerprint: String,
+        idem: &str,
+    ) -> Reply {
         let mappings = match self.tenancy.mappings(live.app_id).await {
             Ok(m) => m,
             Err(err) => {
@@ -311,19 +398,22 @@ impl Gateway {
             mappings,
             test_mode: live.test_mode,
             cancellation: live.cancellation,
-            now: unix_now(),
+            now: Utc::now(),
         };
-        match self.store().apply_delivery(&record, apply).await {
+        match self.store().apply_delivery(record, apply).await {
             Ok(done) => {
                 if done.status != DeliveryStatus::Duplicate
                     && let Err(err) = self
                         .cache()
-                        .set(&idem, &done.id.to_string(), IDEMPOTENCY_TTL)
+                        .set(idem, &done.id.to_string(), IDEMPOTENCY_TTL)
                         .await
                 {
                     tracing::warn!(error = %err, "could not cache a delivery fingerprint");
                 }
-                Reply::ok(done.status, done.id)
+                Reply::Recorded {
+                    status: done.status,
+                    delivery_id: done.id,
+                }
             }
             Err(err) => {
                 tracing::error!(error = %err, "could not apply a delivery");
@@ -332,15 +422,50 @@ impl Gateway {
         }
     }
 
-    async fn invalid(&self, record: NewDelivery, message: &str) -> Reply {
-        match self.record(record, DeliveryStatus::Invalid, message).await {
-            Some(id) => Reply::error(400, "invalid_payload", message, Some(id)),
-            None => Reply::unavailable(),
+    /// Records an entry that changes nothing; `None` when even that failed.
+    async fn record(
+        &self,
+        record: &NewDelivery,
+        status: DeliveryStatus,
+        message: &str,
+    ) -> Option<DeliveryId> {
+        match self.store().record_delivery(record, status, message).await {
+            Ok(()) => Some(record.id),
+            Err(err) => {
+                tracing::error!(error = %err, status = status.as_str(), "could not record a delivery");
+                None
+            }
         }
     }
 
+    /// Records an entry that changes nothing and answers 200 with it (503 if it could not
+    /// be recorded).
+    async fn answer<T>(
+        &self,
+        record: &NewDelivery,
+        status: DeliveryStatus,
+        message: &str,
+    ) -> Step<T> {
+        ControlFlow::Break(match self.record(record, status, message).await {
+            Some(delivery_id) => Reply::Recorded {
+                status,
+                delivery_id,
+            },
+            None => Reply::unavailable(),
+        })
+    }
+
+    async fn invalid<T>(&self, record: &NewDelivery, message: &str) -> Step<T> {
+        ControlFlow::Break(
+            match self.record(record, DeliveryStatus::Invalid, message).await {
+                Some(id) => Reply::refused(Refusal::InvalidPayload, message, Some(id)),
+                None => Reply::unavailable(),
+            },
+        )
+    }
+
     /// Nothing of the delivery was applied: record that (best effort) and ask for a retry.
-    async fn failed(&self, record: NewDelivery) -> Reply {
+    async fn failed(&self, record: &NewDelivery) -> Reply {
         let message = "Failed: the delivery could not be applied; nothing of it was kept. \
                        ThriveCart may retry it, or replay it from here.";
         self.record(record, DeliveryStatus::Failed, message).await;
@@ -348,9 +473,9 @@ impl Gateway {
     }
 
     /// Applies a stored `unmapped`, `failed` or `applied` delivery again, with today's
-    /// mappings.
-    /// The original entry keeps its status; the new attempt gets its own entry. Items
-    /// already applied are not applied twice (grants are unique per order, item and level).
+    /// mappings. The original entry keeps its status; the new attempt gets its own entry.
+    /// Items already applied are not applied twice (grants are unique per order, item and
+    /// level).
     pub async fn replay(&self, app: AppId, id: DeliveryId) -> Result<DeliveryRecord, ReplayError> {
         let original = self.store().get_activity(app, id).await?;
         // Applied ones too: a purchase applied with some items unmapped gets the rest once
@@ -368,17 +493,15 @@ impl Gateway {
         };
         let integration = self.store().get_integration(app).await?;
         let record = NewDelivery {
-            id: DeliveryId::new(),
-            app_id: app,
-            received_at: Utc::now(),
             event: original.event.clone(),
-            mode: original.mode.clone(),
+            mode: original.mode,
             order_id: original.order_id.clone(),
             customer_email: original.customer_email.clone(),
             products: original.products.clone(),
             verified: original.verified,
             payload: Some(doc),
             replay_of: Some(original.id),
+            ..NewDelivery::received(app)
         };
         let mappings = self
             .tenancy
@@ -395,7 +518,7 @@ impl Gateway {
                     mappings,
                     test_mode: integration.test_mode,
                     cancellation: integration.cancellation,
-                    now: unix_now(),
+                    now: Utc::now(),
                 },
             )
             .await?;

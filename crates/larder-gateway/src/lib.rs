@@ -2,108 +2,509 @@
 //!
 //! ThriveCart checks a webhook URL with a `HEAD` (or `GET`) before it saves it: the URL of
 //! an enabled integration answers 200, any other 404. Deliveries are `POST`ed to the same
-//! URL and handled by [`Gateway::receive`]. Tokens are resolved through [`Tenancy`], so a
-//! burst of requests, or a scan of random URLs, is answered from the cache.
+//! URL and handled by [`Gateway::receive_for`], a plain service; [`WebhookApi`] is the thin
+//! poem-openapi edge in front of it, so the webhook is part of the OpenAPI document like
+//! every other operation. Tokens are resolved through [`larder_tenancy::Tenancy`] before the
+//! body is read, so a burst of requests, or a scan of random URLs, is answered from the
+//! cache and costs no body read.
 
 pub mod decode;
 mod intake;
 
-pub use intake::{Gateway, ReplayError, Reply};
+pub use intake::{Gateway, Refusal, ReplayError, Reply};
 
-use larder_tenancy::Tenancy;
-use poem::http::StatusCode;
-use poem::web::{Data, Json, Path};
-use poem::{IntoResponse, Response, RouteMethod, get, handler};
+use std::borrow::Cow;
 
-/// The operation name webhook verification is counted under.
-pub const VERIFY_OPERATION: &str = "verifyThriveCartWebhook";
-/// The operation name deliveries are counted under.
-pub const RECEIVE_OPERATION: &str = "receiveThriveCartWebhook";
+use larder_api_common::ErrorCode;
+use larder_store::DeliveryStatus;
+use poem::{IntoResponse, Request, RequestBody, Response};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{
+    MetaMediaType, MetaRequest, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::types::Type;
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, Enum, ExtractParamOptions, Object, OpenApi, Tags,
+};
 
 /// The outcome of a delivery (`applied`, `duplicate`… or an error code), attached to the
 /// response so the server can count deliveries by outcome.
 #[derive(Debug, Clone)]
-pub struct DeliveryOutcome(pub String);
+pub struct DeliveryOutcome(pub &'static str);
 
 /// Largest delivery body read (413 beyond).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 
-/// Where the webhook endpoint is mounted.
-pub const WEBHOOK_PATH: &str = "/webhooks/thrivecart/:token";
-
-/// The endpoint at [`WEBHOOK_PATH`]; it needs a [`Tenancy`] and a [`Gateway`] in the
-/// request data.
-pub fn webhook_endpoint() -> RouteMethod {
-    get(verify_webhook_url)
-        .head(verify_webhook_url)
-        .post(receive_delivery)
+#[derive(Tags)]
+enum Tag {
+    /// ThriveCart posts every purchase event of an app to the app's webhook URL.
+    Webhooks,
 }
 
-#[handler]
-async fn receive_delivery(
-    Path(token): Path<String>,
-    req: &poem::Request,
-    body: poem::Body,
-    gateway: Data<&Gateway>,
-) -> Response {
-    let bytes = match body.into_bytes_limit(MAX_WEBHOOK_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The delivery is larger than 1 MiB.",
-            );
-        }
-        Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_payload",
-                "The body could not be read.",
-            );
-        }
-    };
-    let reply = gateway.receive(&token, req.content_type(), &bytes).await;
-    let outcome = reply.body["status"]
-        .as_str()
-        .or(reply.body["code"].as_str())
-        .unwrap_or("unknown")
-        .to_owned();
-    let mut resp = Json(reply.body)
-        .with_status(
-            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        )
-        .into_response();
-    resp.set_data(DeliveryOutcome(outcome));
-    resp
+/// Whether a webhook URL is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum WebhookState {
+    Enabled,
 }
 
-/// 200 while the token's integration is enabled, 404 otherwise.
-#[handler]
-async fn verify_webhook_url(Path(token): Path<String>, tenancy: Data<&Tenancy>) -> Response {
-    match tenancy.resolve_webhook_token(&token).await {
-        Ok(Some(live)) => {
-            tracing::debug!(app_id = %live.app_id, "webhook URL verified");
-            Json(serde_json::json!({"status": "enabled"})).into_response()
-        }
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "No enabled ThriveCart integration has this webhook URL.",
-        ),
-        Err(err) => {
-            tracing::error!(error = %err, "webhook token lookup failed");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "The service cannot reach its database right now; retry later.",
-            )
+/// The answer to a webhook URL check.
+#[derive(Debug, Object)]
+pub struct WebhookStatus {
+    pub status: WebhookState,
+}
+
+/// What a recorded delivery became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// It changed access.
+    Applied,
+    /// A repeat of a delivery already processed; nothing changed.
+    Duplicate,
+    /// None of its products is mapped; replay it after mapping one.
+    Unmapped,
+    /// Valid, but it changes nothing (the activity entry says why).
+    Ignored,
+    /// A POST without an event: ThriveCart checking the URL.
+    Ping,
+}
+
+/// A delivery durably recorded.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct DeliveryReceipt {
+    pub status: ReceiptStatus,
+    /// The id of its activity entry.
+    pub delivery_id: String,
+}
+
+impl poem_openapi::types::Example for DeliveryReceipt {
+    fn example() -> Self {
+        Self {
+            status: ReceiptStatus::Applied,
+            delivery_id: "01a21af4-c5d8-7242-a47f-2353fee99c4f".into(),
         }
     }
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    Json(serde_json::json!({"code": code, "message": message}))
-        .with_status(status)
-        .into_response()
+/// A delivery not accepted: the shared error body, plus the activity entry that recorded the
+/// refusal when there is one.
+#[derive(Debug, Object)]
+pub struct WebhookError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The activity entry recording this refusal (absent for 404, 413 and 503).
+    #[oai(skip_serializing_if_is_none)]
+    pub delivery_id: Option<String>,
+}
+
+/// A ThriveCart delivery as ThriveCart sends it, documented rather than enforced: every
+/// scalar is a string (`"null"` means absent), form bodies nest with PHP bracket keys
+/// (`customer[email]`), and the fields vary by event.
+struct ThriveCartDelivery;
+
+impl Type for ThriveCartDelivery {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = ();
+    type RawElementValueType = ();
+
+    fn name() -> Cow<'static, str> {
+        "ThriveCartDelivery".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference("ThriveCartDelivery".into())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>("ThriveCartDelivery".into(), |_| {
+            let text = |description: &'static str| {
+                MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    description: Some(description),
+                    ..MetaSchema::new("string")
+                }))
+            };
+            MetaSchema {
+                title: Some("ThriveCartDelivery".into()),
+                description: Some(
+                    "A ThriveCart delivery as ThriveCart sends it: every scalar a string \
+                     (`\"null\"` means absent); form bodies nest with PHP bracket keys \
+                     (`customer[email]`). The fields vary by event and every other field is \
+                     allowed; these are the ones Larder reads first. Without `event` it is a \
+                     ping.",
+                ),
+                properties: vec![
+                    (
+                        "event",
+                        text("`order.success`, `order.refund`, `order.subscription_cancelled`…"),
+                    ),
+                    (
+                        "thrivecart_secret",
+                        text("The account's secret word; checked, never stored."),
+                    ),
+                    ("mode", text("`live` or `test`.")),
+                    ("order_id", text("ThriveCart's order id.")),
+                ],
+                ..MetaSchema::new("object")
+            }
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        None
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::empty())
+    }
+}
+
+/// The body of a delivery, not read yet: the token is resolved first, so an unknown URL
+/// costs no read of what was sent to it.
+#[derive(Debug)]
+pub struct DeliveryBody {
+    content_type: Option<String>,
+    declared_len: Option<u64>,
+    body: poem::Body,
+}
+
+impl DeliveryBody {
+    /// Reads the body, up to [`MAX_WEBHOOK_BODY_BYTES`].
+    async fn read(self) -> Result<(Option<String>, bytes::Bytes), Reply> {
+        if self
+            .declared_len
+            .is_some_and(|len| len > MAX_WEBHOOK_BODY_BYTES as u64)
+        {
+            return Err(Reply::too_large());
+        }
+        match self.body.into_bytes_limit(MAX_WEBHOOK_BODY_BYTES).await {
+            Ok(bytes) => Ok((self.content_type, bytes)),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(Reply::too_large()),
+            // The client went away or sent a broken body: nothing to record.
+            Err(_) => Err(Reply::Refused {
+                refusal: Refusal::InvalidPayload,
+                message: "The body could not be read.".into(),
+                delivery_id: None,
+            }),
+        }
+    }
+}
+
+impl<'a> ApiExtractor<'a> for DeliveryBody {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        ThriveCartDelivery::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: Some(
+                "The delivery, in either encoding ThriveCart uses: a form (the default) or \
+                 JSON (\"Receive results as JSON\"). The body is read whatever its \
+                 `Content-Type`, which may be missing or wrong; its form tells.",
+            ),
+            content: vec![
+                MetaMediaType {
+                    content_type: "application/x-www-form-urlencoded",
+                    schema: ThriveCartDelivery::schema_ref(),
+                },
+                MetaMediaType {
+                    content_type: "application/json",
+                    schema: ThriveCartDelivery::schema_ref(),
+                },
+            ],
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(Self {
+            content_type: request.content_type().map(str::to_owned),
+            declared_len: request
+                .header(poem::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.parse().ok()),
+            body: body.take().unwrap_or_else(|_| poem::Body::empty()),
+        })
+    }
+}
+
+fn error_code(refusal: Refusal) -> ErrorCode {
+    match refusal {
+        Refusal::NotFound => ErrorCode::NotFound,
+        Refusal::SecretMismatch => ErrorCode::SecretMismatch,
+        Refusal::InvalidPayload => ErrorCode::InvalidPayload,
+        Refusal::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+        Refusal::Unavailable => ErrorCode::Unavailable,
+    }
+}
+
+fn receipt_status(status: DeliveryStatus) -> ReceiptStatus {
+    match status {
+        DeliveryStatus::Applied => ReceiptStatus::Applied,
+        DeliveryStatus::Duplicate => ReceiptStatus::Duplicate,
+        DeliveryStatus::Unmapped => ReceiptStatus::Unmapped,
+        DeliveryStatus::Ping => ReceiptStatus::Ping,
+        DeliveryStatus::Ignored => ReceiptStatus::Ignored,
+        // Refusals are answered with an error, never a receipt; were one to get here,
+        // "ignored" is the honest word for it.
+        DeliveryStatus::Rejected | DeliveryStatus::Invalid | DeliveryStatus::Failed => {
+            ReceiptStatus::Ignored
+        }
+    }
+}
+
+/// The answer to a delivery, as JSON.
+#[derive(Debug)]
+pub struct Receipt(pub Reply);
+
+const RECEIPT_ERRORS: [(u16, &str); 5] = [
+    (
+        400,
+        "`invalid_payload`: the body cannot be decoded, or a known event lacks what it needs \
+         (recorded as `invalid`).",
+    ),
+    (
+        401,
+        "`secret_mismatch`: the app has a secret word and the delivery's `thrivecart_secret` \
+         differs or is missing (recorded as `rejected`; pings are exempt).",
+    ),
+    (404, "`not_found`: no enabled integration has this URL."),
+    (413, "`payload_too_large`: the body is over 1 MiB."),
+    (
+        503,
+        "`unavailable`: the delivery could not be recorded or applied; nothing of it was \
+         kept, so ThriveCart should retry.",
+    ),
+];
+
+impl ApiResponse for Receipt {
+    fn meta() -> MetaResponses {
+        let mut responses = vec![MetaResponse {
+            description: "The delivery is durably recorded; `status` says what it became.",
+            status: Some(200),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json; charset=utf-8",
+                schema: DeliveryReceipt::schema_ref(),
+            }],
+            headers: Vec::new(),
+        }];
+        responses.extend(
+            RECEIPT_ERRORS
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: WebhookError::schema_ref(),
+                    }],
+                    headers: Vec::new(),
+                }),
+        );
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        DeliveryReceipt::register(registry);
+        WebhookError::register(registry);
+    }
+}
+
+impl IntoResponse for Receipt {
+    fn into_response(self) -> Response {
+        let reply = self.0;
+        let outcome = reply.outcome();
+        let status = reply.status();
+        let mut resp = match reply {
+            Reply::Recorded {
+                status,
+                delivery_id,
+            } => Json(DeliveryReceipt {
+                status: receipt_status(status),
+                delivery_id: delivery_id.to_string(),
+            })
+            .into_response(),
+            Reply::Refused {
+                refusal,
+                message,
+                delivery_id,
+            } => Json(WebhookError {
+                code: error_code(refusal),
+                message,
+                delivery_id: delivery_id.map(|id| id.to_string()),
+            })
+            .with_status(status)
+            .into_response(),
+        };
+        resp.set_data(DeliveryOutcome(outcome));
+        resp
+    }
+}
+
+/// The answer to a webhook URL check.
+#[derive(Debug, ApiResponse)]
+pub enum CheckReply {
+    /// The URL belongs to an enabled integration.
+    #[oai(status = 200)]
+    Enabled(Json<WebhookStatus>),
+    /// No enabled ThriveCart integration has this URL.
+    #[oai(status = 404)]
+    NotFound(Json<WebhookError>),
+    /// The URL could not be looked up right now; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<WebhookError>),
+}
+
+/// The webhook endpoint, as an OpenAPI service.
+#[derive(Debug, Clone)]
+pub struct WebhookApi {
+    pub gateway: Gateway,
+}
+
+impl WebhookApi {
+    async fn check(&self, token: &str) -> CheckReply {
+        match self.gateway.resolve(token).await {
+            Ok(live) => {
+                tracing::debug!(app_id = %live.app_id, "webhook URL verified");
+                CheckReply::Enabled(Json(WebhookStatus {
+                    status: WebhookState::Enabled,
+                }))
+            }
+            Err(Reply::Refused {
+                refusal, message, ..
+            }) => {
+                let body = Json(WebhookError {
+                    code: error_code(refusal),
+                    message,
+                    delivery_id: None,
+                });
+                match refusal {
+                    Refusal::NotFound => CheckReply::NotFound(body),
+                    _ => CheckReply::Unavailable(body),
+                }
+            }
+            Err(Reply::Recorded { .. }) => CheckReply::Unavailable(Json(WebhookError {
+                code: ErrorCode::Unavailable,
+                message: "The URL could not be checked; retry later.".into(),
+                delivery_id: None,
+            })),
+        }
+    }
+}
+
+#[OpenApi(tag = "Tag::Webhooks")]
+impl WebhookApi {
+    /// Check a webhook URL (GET)
+    ///
+    /// 200 while the token's integration is enabled, 404 otherwise. ThriveCart checks a URL
+    /// before it saves it.
+    #[oai(
+        path = "/webhooks/thrivecart/:token",
+        method = "get",
+        operation_id = "verifyThriveCartWebhook"
+    )]
+    async fn verify(
+        &self,
+        /// The last segment of the app's webhook URL.
+        token: Path<String>,
+    ) -> CheckReply {
+        self.check(&token).await
+    }
+
+    /// Check a webhook URL (HEAD)
+    ///
+    /// As the GET, without a body: ThriveCart's own check of a URL.
+    #[oai(
+        path = "/webhooks/thrivecart/:token",
+        method = "head",
+        operation_id = "checkThriveCartWebhook"
+    )]
+    async fn check_head(
+        &self,
+        /// The last segment of the app's webhook URL.
+        token: Path<String>,
+    ) -> CheckReply {
+        self.check(&token).await
+    }
+
+    /// Receive a ThriveCart delivery
+    ///
+    /// Every delivery to an enabled URL is recorded in the app's activity log, whatever
+    /// becomes of it, before it is answered: 200 only once it is durably recorded. A POST
+    /// without `event` is a ping (ThriveCart checking the URL), answered 200 whatever
+    /// secret it carries.
+    #[oai(
+        path = "/webhooks/thrivecart/:token",
+        method = "post",
+        operation_id = "receiveThriveCartWebhook"
+    )]
+    async fn receive(
+        &self,
+        /// The last segment of the app's webhook URL.
+        token: Path<String>,
+        body: DeliveryBody,
+    ) -> Receipt {
+        let live = match self.gateway.resolve(&token).await {
+            Ok(live) => live,
+            Err(reply) => return Receipt(reply),
+        };
+        let (content_type, bytes) = match body.read().await {
+            Ok(read) => read,
+            Err(reply) => return Receipt(reply),
+        };
+        Receipt(
+            self.gateway
+                .receive_for(&live, content_type.as_deref(), &bytes)
+                .await,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem_openapi::types::ToJSON;
+
+    #[test]
+    fn refusal_codes_are_the_error_codes() {
+        for refusal in [
+            Refusal::NotFound,
+            Refusal::SecretMismatch,
+            Refusal::InvalidPayload,
+            Refusal::PayloadTooLarge,
+            Refusal::Unavailable,
+        ] {
+            assert_eq!(
+                error_code(refusal).to_json(),
+                Some(refusal.code().into()),
+                "{refusal:?}"
+            );
+        }
+        for status in [
+            DeliveryStatus::Applied,
+            DeliveryStatus::Duplicate,
+            DeliveryStatus::Unmapped,
+            DeliveryStatus::Ignored,
+            DeliveryStatus::Ping,
+        ] {
+            assert_eq!(
+                receipt_status(status).to_json(),
+                Some(status.as_str().into())
+            );
+        }
+    }
 }

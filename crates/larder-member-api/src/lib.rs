@@ -14,15 +14,18 @@ use std::time::Duration;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, Utc};
-use larder_access::{AppId, Email, MemberId};
-use larder_api_common::ErrorBody;
+use larder_access::{AppId, Email};
 use larder_api_common::body::JsonBody;
+use larder_api_common::{
+    About, ApiError, Created, Done, ErrorCode, Fails, Found, JSON_BODY, LevelView, NOT_FOUND,
+    PathId, SERVER, TOO_MANY_REQUESTS, UNAUTHORIZED,
+};
+use larder_store::{SessionOwner, Store};
 use larder_tenancy::{Tenancy, secrets};
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::Path;
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{Object, OpenApi, SecurityScheme, Tags};
 use tokio::sync::Semaphore;
 
 /// How long a session lasts.
@@ -104,6 +107,7 @@ impl Passwords {
 /// What the member API needs.
 #[derive(Debug, Clone)]
 pub struct MemberState {
+    pub store: Arc<dyn Store>,
     pub tenancy: Tenancy,
     pub passwords: Passwords,
 }
@@ -121,8 +125,7 @@ pub struct MemberAuth(Session);
 
 #[derive(Debug, Clone)]
 struct Session {
-    app: AppId,
-    member: MemberId,
+    owner: SessionOwner,
     token_hash: String,
 }
 
@@ -131,128 +134,33 @@ async fn check_session(req: &Request, bearer: Bearer) -> poem::Result<Session> {
         .data::<MemberState>()
         .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
     let token_hash = secrets::hash_token(&bearer.token);
-    match state
-        .tenancy
-        .store()
-        .find_session(&token_hash, Utc::now())
-        .await
-    {
-        Ok(Some((app, member))) => Ok(Session {
-            app,
-            member,
-            token_hash,
-        }),
-        Ok(None) => Err(MemberError::unauthorized("A valid session token is required.").into()),
+    match state.store.find_session(&token_hash, Utc::now()).await {
+        Ok(Some(owner)) => Ok(Session { owner, token_hash }),
+        Ok(None) => Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "A valid session token is required.",
+        )
+        .into()),
         Err(err) => {
             tracing::error!(error = %err, "session lookup failed");
-            Err(MemberError::unavailable().into())
+            Err(ApiError::unavailable().into())
         }
     }
 }
 
-/// Every error a member operation can answer with.
-#[derive(Debug, ApiResponse)]
-pub enum MemberError {
-    /// Malformed JSON, a bad path parameter, or an unusable invitation token.
-    #[oai(status = 400)]
-    BadRequest(Json<ErrorBody>),
-    /// No session, an expired one, or wrong credentials.
-    #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
-    /// The member no longer exists.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// The request body is over 1 MiB.
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ErrorBody>),
-    /// The request body is not JSON.
-    #[oai(status = 415)]
-    UnsupportedMediaType(Json<ErrorBody>),
-    /// A field is missing or invalid, or the password is too weak.
-    #[oai(status = 422)]
-    Unprocessable(Json<ErrorBody>),
-    /// Too many failed sign-ins for this email; retry after `Retry-After` seconds.
-    #[oai(status = 429)]
-    RateLimited(
-        Json<ErrorBody>,
-        /// Seconds until sign-in is allowed again.
-        #[oai(header = "Retry-After")]
-        u64,
-    ),
-    /// Something went wrong on our side.
-    #[oai(status = 500)]
-    Internal(Json<ErrorBody>),
-    /// The database is unreachable right now; retry later.
-    #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+fn invalid_token() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidToken,
+        "This invitation is unknown, used or expired; ask for a new one.",
+    )
+    .field("token")
 }
 
-fn error_body(code: &str, message: &str, field: Option<&str>) -> Json<ErrorBody> {
-    Json(ErrorBody {
-        code: code.into(),
-        message: message.into(),
-        field: field.map(Into::into),
-    })
-}
-
-impl MemberError {
-    fn unauthorized(message: &str) -> Self {
-        MemberError::Unauthorized(error_body("unauthorized", message, None))
-    }
-
-    fn unavailable() -> Self {
-        MemberError::Unavailable(error_body(
-            "unavailable",
-            "The service cannot reach its database right now; retry later.",
-            None,
-        ))
-    }
-
-    fn internal() -> Self {
-        MemberError::Internal(error_body("internal_error", "Internal error.", None))
-    }
-
-    fn invalid_token() -> Self {
-        MemberError::BadRequest(error_body(
-            "invalid_token",
-            "This invitation is unknown, used or expired; ask for a new one.",
-            Some("token"),
-        ))
-    }
-
-    fn invalid_credentials() -> Self {
-        MemberError::Unauthorized(error_body(
-            "invalid_credentials",
-            "The email or the password is wrong.",
-            None,
-        ))
-    }
-
-    fn store(err: larder_store::StoreError) -> Self {
-        match err {
-            larder_store::StoreError::NotFound => {
-                MemberError::NotFound(error_body("not_found", "No such member.", None))
-            }
-            larder_store::StoreError::Unavailable(e) => {
-                tracing::error!(error = %e, "database unavailable");
-                MemberError::unavailable()
-            }
-            other => {
-                tracing::error!(error = ?other, "database error");
-                MemberError::internal()
-            }
-        }
-    }
-}
-
-fn parse_app(raw: &str) -> Result<AppId, MemberError> {
-    raw.parse().map_err(|_| {
-        MemberError::BadRequest(error_body(
-            "invalid_parameter",
-            "`app_id` is not a valid id.",
-            Some("app_id"),
-        ))
-    })
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "The email or the password is wrong.",
+    )
 }
 
 #[derive(Debug, Object)]
@@ -280,13 +188,6 @@ pub struct SessionView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename = "MemberAccessLevel")]
-pub struct LevelView {
-    pub id: String,
-    pub name: String,
-}
-
-#[derive(Debug, Object)]
 #[oai(example)]
 pub struct MeView {
     pub id: String,
@@ -295,20 +196,6 @@ pub struct MeView {
     pub name: Option<String>,
     /// The access levels the member has now.
     pub access_levels: Vec<LevelView>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum Done {
-    /// Done.
-    #[oai(status = 204)]
-    NoContent,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum SignedIn {
-    /// Signed in.
-    #[oai(status = 201)]
-    Created(Json<SessionView>),
 }
 
 /// Why a password is refused, or `None`.
@@ -325,8 +212,8 @@ fn weakness(password: &str, email: &str) -> Option<&'static str> {
     }
 }
 
-fn weak(message: &str) -> MemberError {
-    MemberError::Unprocessable(error_body("weak_password", message, Some("password")))
+fn weak(message: &str) -> ApiError {
+    ApiError::validation(ErrorCode::WeakPassword, "password", message)
 }
 
 fn failures_key(app: AppId, email: &str) -> String {
@@ -352,36 +239,33 @@ impl MemberApi {
     )]
     async fn set_password(
         &self,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         body: JsonBody<SetPasswordRequest>,
-    ) -> Result<Done, MemberError> {
-        let app = parse_app(&app_id)?;
-        let store = self.state.tenancy.store();
+    ) -> Result<Done, Fails<{ JSON_BODY | SERVER }>> {
+        let app = **app_id;
+        let store = &self.state.store;
         let token_hash = secrets::hash_token(&body.token);
         let member = store
             .find_invitation(app, &token_hash, Utc::now())
             .await
-            .map_err(MemberError::store)?
-            .ok_or_else(MemberError::invalid_token)?;
-        if let Some(why) = weakness(&body.password, &member.email) {
-            return Err(weak(why));
+            .about("member")?
+            .ok_or_else(invalid_token)?;
+        if let Some(why) = weakness(&body.password, member.email.as_str()) {
+            return Err(weak(why).into());
         }
         let hash = self
             .state
             .passwords
             .hash(&body.password)
             .await
-            .map_err(|_| MemberError::internal())?;
+            .map_err(|_| ApiError::internal())?;
         // A concurrent use of the same invitation loses here.
         if !store
             .redeem_invitation(app, &token_hash, &hash, Utc::now())
             .await
-            .map_err(MemberError::store)?
+            .about("member")?
         {
-            return Err(MemberError::invalid_token());
+            return Err(invalid_token().into());
         }
         Ok(Done::NoContent)
     }
@@ -398,87 +282,87 @@ impl MemberApi {
     )]
     async fn sign_in(
         &self,
-        #[oai(validator(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ))]
-        app_id: Path<String>,
+        app_id: Path<PathId<AppId>>,
         body: JsonBody<SignInRequest>,
-    ) -> Result<SignedIn, MemberError> {
-        let app = parse_app(&app_id)?;
-        let email = Email::parse(&body.email)
-            .map(|e| e.to_string())
-            .unwrap_or_else(|_| body.email.trim().to_lowercase());
+    ) -> Result<
+        Created<SessionView>,
+        Fails<{ JSON_BODY | UNAUTHORIZED | TOO_MANY_REQUESTS | SERVER }>,
+    > {
+        let app = **app_id;
+        let email = Email::parse(&body.email).ok();
+        let counted = email
+            .as_ref()
+            .map_or_else(|| body.email.trim().to_lowercase(), |e| e.to_string());
         let cache = self.state.tenancy.cache();
-        let key = failures_key(app, &email);
+        let key = failures_key(app, &counted);
         // Reserve this attempt before the slow check, atomically: parallel attempts each
         // take a place, so no burst gets more than the allowed tries. A success gives its
         // place back; a failure keeps it. Without a working counter, no sign-in (fail closed).
         let (attempts, left) = cache.add(&key, 1, FAILURE_WINDOW).await.map_err(|err| {
             tracing::error!(error = %err, "could not count a sign-in attempt");
-            MemberError::unavailable()
+            ApiError::unavailable()
         })?;
         if attempts > MAX_FAILURES {
-            return Err(MemberError::RateLimited(
-                error_body(
-                    "rate_limited",
-                    "Too many failed sign-ins for this email; try again later.",
-                    None,
-                ),
-                left.as_secs().max(1),
-            ));
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "Too many failed sign-ins for this email; try again later.",
+            )
+            .retry_after(left.as_secs().max(1))
+            .into());
         }
-        let store = self.state.tenancy.store();
-        let found = store
-            .member_password(app, &email)
-            .await
-            .map_err(MemberError::store)?;
-        let stored = found.as_ref().and_then(|(_, h)| h.as_deref());
+        let found = match &email {
+            Some(email) => self
+                .state
+                .store
+                .member_credentials(app, email)
+                .await
+                .about("member")?,
+            None => None,
+        };
+        let stored = found.as_ref().and_then(|c| c.password_hash.as_deref());
         let too_long = body.password.chars().count() > MAX_PASSWORD_CHARS;
         let ok = !too_long && self.state.passwords.verify(&body.password, stored).await;
         let member = match (ok, found) {
-            (true, Some((member, _))) => {
+            (true, Some(credentials)) => {
                 if let Err(err) = cache.add(&key, -1, FAILURE_WINDOW).await {
                     tracing::warn!(error = %err, "could not release a sign-in attempt");
                 }
-                member
+                credentials.member_id
             }
             // The reserved place stays: it is this failure.
-            _ => return Err(MemberError::invalid_credentials()),
+            _ => return Err(invalid_credentials().into()),
         };
         let token = secrets::generate_session_token();
         let expires_at = Utc::now() + chrono::Duration::days(SESSION_TTL_DAYS);
-        store
+        self.state
+            .store
             .create_session(app, member, &secrets::hash_token(&token), expires_at)
             .await
-            .map_err(MemberError::store)?;
-        Ok(SignedIn::Created(Json(SessionView { token, expires_at })))
+            .about("member")?;
+        Ok(Created::of(SessionView { token, expires_at }))
     }
 
     /// Who am I
     ///
     /// The signed-in member and the access levels they have now.
     #[oai(path = "/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, auth: MemberAuth) -> Result<Json<MeView>, MemberError> {
-        let session = auth.0;
-        let (member, _) = self
+    async fn me(
+        &self,
+        auth: MemberAuth,
+    ) -> Result<Found<MeView>, Fails<{ UNAUTHORIZED | NOT_FOUND | SERVER }>> {
+        let owner = auth.0.owner;
+        let member = self
             .state
-            .tenancy
-            .store()
-            .get_member(session.app, session.member)
+            .store
+            .get_member(owner.app_id, owner.member_id)
             .await
-            .map_err(MemberError::store)?;
-        Ok(Json(MeView {
+            .about("member")?
+            .member;
+        Ok(Found::of(MeView {
             id: member.id.to_string(),
-            email: member.email,
+            email: member.email.to_string(),
             name: member.name,
-            access_levels: member
-                .access_levels
-                .into_iter()
-                .map(|l| LevelView {
-                    id: l.id.to_string(),
-                    name: l.name,
-                })
-                .collect(),
+            access_levels: member.access_levels.into_iter().map(Into::into).collect(),
         }))
     }
 
@@ -490,13 +374,12 @@ impl MemberApi {
         method = "delete",
         operation_id = "signOut"
     )]
-    async fn sign_out(&self, auth: MemberAuth) -> Result<Done, MemberError> {
+    async fn sign_out(&self, auth: MemberAuth) -> Result<Done, Fails<{ UNAUTHORIZED | SERVER }>> {
         self.state
-            .tenancy
-            .store()
+            .store
             .delete_session(&auth.0.token_hash)
             .await
-            .map_err(MemberError::store)?;
+            .about("session")?;
         Ok(Done::NoContent)
     }
 }

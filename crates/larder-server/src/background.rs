@@ -32,7 +32,7 @@ pub fn spawn(store: Arc<dyn Store>, retention: Duration) -> Background {
             let mut tick = tokio::time::interval(REVOKE_EVERY);
             loop {
                 tick.tick().await;
-                match store.revoke_due_items(chrono::Utc::now().timestamp()).await {
+                match store.revoke_due_items(chrono::Utc::now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(grants = n, "period-end cancellations revoked"),
                     Err(err) => tracing::warn!(error = %err, "could not revoke due items"),

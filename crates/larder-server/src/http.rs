@@ -1,13 +1,10 @@
 //! The service's edge: one middleware that gives every answer the shared error body,
-//! counts it in the metrics and logs it; and the operational endpoints.
+//! counts it in the metrics and logs it; and `/metrics`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use larder_cache::CacheKind;
-use larder_tenancy::Tenancy;
-use poem::http::StatusCode;
-use poem::web::{Data, Json};
+use poem::web::Data;
 use poem::{Endpoint, IntoResponse, Request, Response, handler};
 use poem_openapi::OperationId;
 
@@ -20,8 +17,8 @@ pub struct AllowIndex {
 }
 
 impl AllowIndex {
-    /// Reads the paths and methods of an OpenAPI document, plus `extra` routes.
-    pub fn new(spec_json: &str, extra: &[(&str, &str)]) -> Self {
+    /// Reads the paths and methods of an OpenAPI document.
+    pub fn new(spec_json: &str) -> Self {
         let mut routes = Vec::new();
         if let Ok(spec) = serde_json::from_str::<serde_json::Value>(spec_json)
             && let Some(paths) = spec.get("paths").and_then(|p| p.as_object())
@@ -34,9 +31,6 @@ impl AllowIndex {
                 methods.sort();
                 routes.push((segments(path), methods.join(", ")));
             }
-        }
-        for (path, methods) in extra {
-            routes.push((segments(path), (*methods).to_owned()));
         }
         Self { routes }
     }
@@ -64,19 +58,14 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Names for the routes that are not OpenAPI operations; everything else unmatched is
-/// counted as `unmatched`, so random paths cannot blow up the metrics' label sets.
-fn fallback_operation(method: &poem::http::Method, path: &str) -> &'static str {
+/// Names for the routes that are not OpenAPI operations; everything else unmatched (an
+/// unknown path, a method a path does not answer) is counted as `unmatched`, so random
+/// paths cannot blow up the metrics' label sets.
+fn fallback_operation(path: &str) -> &'static str {
     match path {
-        p if p.starts_with("/webhooks/thrivecart/") && method == poem::http::Method::POST => {
-            larder_gateway::RECEIVE_OPERATION
-        }
-        "/healthz" => "healthz",
-        "/readyz" => "readyz",
         "/metrics" => "metrics",
         "/openapi.json" => "openapi",
-        p if p.starts_with("/docs") => "docs",
-        p if p.starts_with("/webhooks/thrivecart/") => larder_gateway::VERIFY_OPERATION,
+        "/docs" => "docs",
         _ => "unmatched",
     }
 }
@@ -88,19 +77,11 @@ pub async fn edge<E: Endpoint>(
     req: Request,
     metrics: Metrics,
     allow: Arc<AllowIndex>,
-    max_body: usize,
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let declared = req
-        .header(poem::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<u64>().ok());
-    let result = if declared.is_some_and(|len| len > max_body as u64) {
-        Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE))
-    } else {
-        ep.call(req).await
-    };
+    let result = ep.call(req).await;
     let (operation, resp) = match result {
         Ok(resp) => {
             let resp = resp.into_response();
@@ -115,9 +96,9 @@ pub async fn edge<E: Endpoint>(
             )
         }
     };
-    let operation = operation.unwrap_or_else(|| fallback_operation(&method, &path));
+    let operation = operation.unwrap_or_else(|| fallback_operation(&path));
     if let Some(outcome) = resp.data::<larder_gateway::DeliveryOutcome>() {
-        metrics.delivery(&outcome.0);
+        metrics.delivery(outcome.0);
     }
     let status = resp.status();
     let elapsed = started.elapsed();
@@ -141,51 +122,6 @@ pub async fn edge<E: Endpoint>(
 }
 
 #[handler]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
-}
-
-/// 200 when the database (and Redis, when configured) answer; else 503 naming what is down.
-#[handler]
-pub async fn readyz(tenancy: Data<&Tenancy>) -> Response {
-    const TIMEOUT: Duration = Duration::from_secs(2);
-    let database = matches!(
-        tokio::time::timeout(TIMEOUT, tenancy.store().ping()).await,
-        Ok(Ok(()))
-    );
-    let cache = tenancy.cache();
-    let redis = if cache.kind() == CacheKind::Redis {
-        Some(matches!(
-            tokio::time::timeout(TIMEOUT, cache.ping()).await,
-            Ok(Ok(()))
-        ))
-    } else {
-        None
-    };
-    let word = |up: bool| if up { "ok" } else { "down" };
-    let mut checks = serde_json::json!({"database": word(database)});
-    if let Some(redis) = redis {
-        checks["redis"] = word(redis).into();
-    }
-    let down: Vec<&str> = [("the database", database), ("Redis", redis.unwrap_or(true))]
-        .into_iter()
-        .filter(|(_, up)| !up)
-        .map(|(name, _)| name)
-        .collect();
-    if down.is_empty() {
-        Json(serde_json::json!({"status": "ready", "checks": checks})).into_response()
-    } else {
-        Json(serde_json::json!({
-            "code": "unavailable",
-            "message": format!("Not ready: {} not answering.", down.join(" and ")),
-            "checks": checks,
-        }))
-        .with_status(StatusCode::SERVICE_UNAVAILABLE)
-        .into_response()
-    }
-}
-
-#[handler]
 pub async fn render_metrics(metrics: Data<&Metrics>) -> Response {
     metrics
         .render()
@@ -203,10 +139,9 @@ mod tests {
             "/admin/v1/apps": {"get": {}, "post": {}},
             "/admin/v1/apps/{app_id}/api-keys/{key_id}": {"delete": {}}
         }}"#;
-        let index = AllowIndex::new(spec, &[("/webhooks/thrivecart/:token", "GET, HEAD")]);
+        let index = AllowIndex::new(spec);
         assert_eq!(index.allow("/admin/v1/apps"), Some("GET, POST"));
         assert_eq!(index.allow("/admin/v1/apps/x/api-keys/y"), Some("DELETE"));
-        assert_eq!(index.allow("/webhooks/thrivecart/abc"), Some("GET, HEAD"));
         assert_eq!(index.allow("/nope"), None);
     }
 }

@@ -5,8 +5,10 @@
 //! the same two functions, so what they exercise is what `larder serve` runs.
 
 mod background;
+mod document;
 mod http;
 pub mod metrics;
+mod ops;
 pub mod settings;
 
 use std::future::Future;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use larder_admin_api::{AdminState, admin_api};
 use larder_cache::{Cache, MemoryCache, RedisCache};
+use larder_gateway::{Gateway, WebhookApi};
 use larder_member_api::{MemberApi, MemberState, Passwords};
 use larder_store::{Store, StoreError};
 use larder_store_postgres::{PgSettings, PgStore};
@@ -21,15 +24,12 @@ use larder_store_sqlite::SqliteStore;
 use larder_tenancy::{Tenancy, secrets};
 use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
-use poem::{EndpointExt, Route, get};
-use poem_openapi::OpenApiService;
+use poem::web::Html;
+use poem::{EndpointExt, IntoResponse, Route, get};
+use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
 
 pub use metrics::Metrics;
 pub use settings::{Cli, Command, ConfigError, Database, ServeSettings, Validated, redact_url};
-
-/// Largest request body the service reads; a larger declared `Content-Length` is refused
-/// before the body is read (413).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Why the service could not start, in one sentence.
 #[derive(Debug, thiserror::Error)]
@@ -89,37 +89,60 @@ pub async fn open_store(db: &Database) -> Result<Arc<dyn Store>, StartError> {
 
 const API_TITLE: &str = "Larder";
 
+/// Everything the service answers over HTTP, as one OpenAPI service.
 fn openapi_service(
-    state: AdminState,
+    admin: AdminState,
     members: MemberState,
+    tenancy: Tenancy,
 ) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
+    let webhooks = WebhookApi {
+        gateway: admin.gateway.clone(),
+    };
     OpenApiService::new(
-        (admin_api(state), MemberApi { state: members }),
+        (
+            admin_api(admin),
+            MemberApi { state: members },
+            webhooks,
+            ops::OperationsApi { tenancy },
+        ),
         API_TITLE,
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Larder's admin API (apps, API keys, access levels, ThriveCart integrations, members, \
-         the activity log) and member API (set a password, sign in, see your access). Admin \
-         operations take the operator token or an app's API key as a bearer token; member \
-         operations a session token. Every error answers `{\"code\", \"message\", \
-         \"field\"?}`.",
+         the activity log), member API (set a password, sign in, see your access), the \
+         ThriveCart webhook and the operational probes. Admin operations take the operator \
+         token or an app's API key as a bearer token; member operations a session token. \
+         Every error answers `{\"code\", \"message\", \"field\"?}`.",
     )
+    .license(LicenseObject::new("Apache-2.0").url("https://www.apache.org/licenses/LICENSE-2.0"))
+    .server(ServerObject::new("/").description("This Larder service."))
 }
 
-/// The OpenAPI document, exactly as `/openapi.json` serves it. Call it inside a Tokio
-/// runtime (the unused store it builds registers with one).
-pub fn openapi_document() -> String {
-    // Building the service needs a state value but no connection: nothing here queries.
+/// The service's wiring for printing its document: nothing here queries, so the store is
+/// one that never opens. Call it inside a Tokio runtime (the store registers with one).
+fn document_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::lazy(std::path::Path::new(
         "larder-openapi-never-opened.db",
     )));
     let tenancy = Tenancy::new(store, Arc::new(MemoryCache::new(1)), String::new());
+    let gateway = Gateway::new(tenancy.clone());
     let members = MemberState {
+        store: tenancy.store().clone(),
         tenancy: tenancy.clone(),
         passwords: Passwords::new(1),
     };
-    openapi_service(AdminState::new(tenancy, "http://127.0.0.1:8080"), members).spec()
+    openapi_service(
+        AdminState::new(tenancy.clone(), gateway, "http://127.0.0.1:8080"),
+        members,
+        tenancy,
+    )
+}
+
+/// The OpenAPI document, exactly as `/openapi.json` serves it. Call it inside a Tokio
+/// runtime.
+pub fn openapi_document() -> String {
+    document::finish(&document_service().spec())
 }
 
 /// A service ready to serve.
@@ -200,38 +223,40 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
     )
     .await?;
     let tenancy = Tenancy::new(store, cache, hash);
-    let state = AdminState::new(tenancy.clone(), &settings.public_url);
-    let gateway = state.gateway.clone();
+    let gateway = Gateway::new(tenancy.clone());
+    let state = AdminState::new(tenancy.clone(), gateway, &settings.public_url);
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let members = MemberState {
+        store: tenancy.store().clone(),
         tenancy: tenancy.clone(),
         passwords: Passwords::new(cores),
     };
-    let api = openapi_service(state, members.clone());
-    let allow = Arc::new(http::AllowIndex::new(
-        &api.spec(),
-        &[(larder_gateway::WEBHOOK_PATH, "GET, HEAD, POST")],
-    ));
+    let api = openapi_service(state, members.clone(), tenancy.clone());
+    let spec = document::finish(&api.spec());
+    let allow = Arc::new(http::AllowIndex::new(&spec));
+    // The browsable UI shows the finished document too.
+    let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
     let metrics = Metrics::new();
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
     let route = Route::new()
         .nest("/", api)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .at("/healthz", get(http::healthz))
-        .at("/readyz", get(http::readyz))
-        .at("/metrics", get(http::render_metrics))
         .at(
-            larder_gateway::WEBHOOK_PATH,
-            larder_gateway::webhook_endpoint(),
+            "/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                spec.clone()
+                    .with_content_type("application/json")
+                    .into_response()
+            })),
         )
+        .at(
+            "/docs",
+            get(poem::endpoint::make_sync(move |_| Html(docs.clone()))),
+        )
+        .at("/metrics", get(http::render_metrics))
         .data(tenancy.clone())
-        .data(gateway)
         .data(members)
         .data(metrics.clone());
     let endpoint = route
-        .around(move |ep, req| http::edge(ep, req, metrics.clone(), allow.clone(), MAX_BODY_BYTES))
+        .around(move |ep, req| http::edge(ep, req, metrics.clone(), allow.clone()))
         .boxed();
     let background = background::spawn(tenancy.store().clone(), settings.activity_retention);
     Ok(Service {

@@ -1,24 +1,27 @@
-//! Deliveries, members and grants on PostgreSQL.
+//! Deliveries on PostgreSQL: applying them (the access engine's plans), the activity log,
+//! and the background sweeps.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use larder_access::engine::{self, ExistingMember, ItemState, ItemStatus, PlanInput};
+use larder_access::engine::{self, ExistingMember, ItemState, PlanInput};
 use larder_access::{AccessLevelId, AppId, DeliveryId, GrantId, MemberId, ProductKey};
 use larder_store::*;
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::rows::{DELIVERY_COLUMNS, DeliveryRow, ItemRow, records};
 use crate::{PgStore, map_err};
 
-fn lock_key(app: AppId, scope: &str, value: &str) -> String {
+/// The key of the advisory lock on one order or one member email of an app.
+pub(crate) fn lock_key(app: AppId, scope: &str, value: &str) -> String {
     format!("{app}:{scope}:{value}")
 }
 
 /// Serialises transactions touching the same order or the same member email of an app.
 /// Always taken in the same order (order, then email), so they cannot deadlock.
-async fn advisory_lock(conn: &mut PgConnection, key: &str) -> StoreResult<()> {
+pub(crate) async fn advisory_lock(conn: &mut PgConnection, key: &str) -> StoreResult<()> {
     sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(key)
         .execute(&mut *conn)
@@ -32,7 +35,7 @@ async fn insert_delivery(
     d: &NewDelivery,
     status: DeliveryStatus,
     message: &str,
-    effects: &serde_json::Value,
+    effects: &[engine::Effect],
 ) -> StoreResult<()> {
     sqlx::query(
         "insert into deliveries (id, app_id, received_at, event, mode, status, order_id, \
@@ -43,15 +46,15 @@ async fn insert_delivery(
     .bind(d.app_id.as_uuid())
     .bind(d.received_at)
     .bind(d.event.as_deref())
-    .bind(d.mode.as_deref())
+    .bind(d.mode.map(|m| m.as_str()))
     .bind(status.as_str())
     .bind(d.order_id.as_deref())
-    .bind(d.customer_email.as_deref())
-    .bind(serde_json::json!(d.products))
+    .bind(d.customer_email.as_ref().map(|e| e.as_str()))
+    .bind(Json(&d.products))
     .bind(message)
     .bind(d.verified)
     .bind(d.payload.as_ref())
-    .bind(effects)
+    .bind(Json(effects))
     .bind(d.replay_of.map(|r| r.as_uuid()))
     .execute(&mut *conn)
     .await
@@ -59,19 +62,12 @@ async fn insert_delivery(
     Ok(())
 }
 
-fn decode_err(column: &str, message: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.into(),
-        source: message.into(),
-    }
-}
-
 async fn load_items(
     conn: &mut PgConnection,
     app: AppId,
     order: &str,
 ) -> StoreResult<HashMap<ProductKey, ItemState>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, ItemRow>(
         "select product, member_id, status, status_at, past_due, revoke_at, subscription_id, \
          payment_at from order_items where app_id = $1 and order_id = $2",
     )
@@ -80,31 +76,10 @@ async fn load_items(
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
-    let mut items = HashMap::new();
-    for row in rows {
-        let item = (|| -> Result<(ProductKey, ItemState), sqlx::Error> {
-            let product: String = row.try_get("product")?;
-            let status: String = row.try_get("status")?;
-            Ok((
-                ProductKey::parse(&product).map_err(|e| decode_err("product", e.to_string()))?,
-                ItemState {
-                    status: ItemStatus::parse(&status)
-                        .ok_or_else(|| decode_err("status", status.clone()))?,
-                    status_at: row.try_get("status_at")?,
-                    past_due: row.try_get("past_due")?,
-                    member_id: row
-                        .try_get::<Option<Uuid>, _>("member_id")?
-                        .map(MemberId::from_uuid),
-                    levels: Vec::new(),
-                    revoke_at: row.try_get("revoke_at")?,
-                    subscription_id: row.try_get("subscription_id")?,
-                    payment_at: row.try_get("payment_at")?,
-                },
-            ))
-        })()
-        .map_err(map_err)?;
-        items.insert(item.0, item.1);
-    }
+    let mut items: HashMap<ProductKey, ItemState> = rows
+        .into_iter()
+        .map(|row| (row.product.clone(), ItemState::from(row)))
+        .collect();
     let levels: Vec<(String, Uuid)> = sqlx::query_as(
         "select product, access_level_id from grants \
          where app_id = $1 and order_id = $2 order by created_at, id",
@@ -224,61 +199,19 @@ async fn write_plan(
     Ok(())
 }
 
-fn delivery_from_row(row: &PgRow, with_payload: bool) -> Result<DeliveryRecord, sqlx::Error> {
-    let status: String = row.try_get("status")?;
-    let products: serde_json::Value = row.try_get("products")?;
-    Ok(DeliveryRecord {
-        id: DeliveryId::from_uuid(row.try_get("id")?),
-        app_id: AppId::from_uuid(row.try_get("app_id")?),
-        received_at: row.try_get("received_at")?,
-        event: row.try_get("event")?,
-        mode: row.try_get("mode")?,
-        status: DeliveryStatus::parse(&status).ok_or_else(|| decode_err("status", status))?,
-        order_id: row.try_get("order_id")?,
-        customer_email: row.try_get("customer_email")?,
-        products: serde_json::from_value(products)
-            .map_err(|e| decode_err("products", e.to_string()))?,
-        message: row.try_get("message")?,
-        verified: row.try_get("verified")?,
-        payload: if with_payload {
-            row.try_get("payload")?
-        } else {
-            None
-        },
-        effects: row.try_get("effects")?,
-        replay_of: row
-            .try_get::<Option<Uuid>, _>("replay_of")?
-            .map(DeliveryId::from_uuid),
-    })
-}
-
-const DELIVERY_COLUMNS: &str = "id, app_id, received_at, event, mode, status, order_id, \
-     customer_email, products, message, verified, effects, replay_of";
-
-fn member_from_row(row: &PgRow) -> Result<Member, sqlx::Error> {
-    Ok(Member {
-        id: MemberId::from_uuid(row.try_get("id")?),
-        app_id: AppId::from_uuid(row.try_get("app_id")?),
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        test: row.try_get("test")?,
-        created_at: row.try_get("created_at")?,
-        access_levels: Vec::new(),
-    })
-}
-
-impl PgStore {
-    pub(crate) async fn record_delivery_impl(
+#[async_trait::async_trait]
+impl DeliveryStore for PgStore {
+    async fn record_delivery(
         &self,
-        d: NewDelivery,
+        d: &NewDelivery,
         status: DeliveryStatus,
         message: &str,
     ) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        insert_delivery(&mut conn, &d, status, message, &serde_json::json!([])).await
+        insert_delivery(&mut conn, d, status, message, &[]).await
     }
 
-    pub(crate) async fn apply_delivery_impl(
+    async fn apply_delivery(
         &self,
         d: &NewDelivery,
         apply: ApplyDelivery,
@@ -314,14 +247,7 @@ impl PgStore {
                     Some(o) => format!("Duplicate of delivery {o}; nothing changed."),
                     None => "Duplicate delivery; nothing changed.".to_owned(),
                 };
-                insert_delivery(
-                    &mut tx,
-                    d,
-                    DeliveryStatus::Duplicate,
-                    &message,
-                    &serde_json::json!([]),
-                )
-                .await?;
+                insert_delivery(&mut tx, d, DeliveryStatus::Duplicate, &message, &[]).await?;
                 tx.commit().await.map_err(map_err)?;
                 return Ok(AppliedDelivery {
                     id: d.id,
@@ -363,19 +289,12 @@ impl PgStore {
             member,
             test_mode: apply.test_mode,
             cancellation: apply.cancellation,
-            now: apply.now,
+            now: apply.now.timestamp(),
             new_member_id: MemberId::new(),
         });
         write_plan(&mut tx, app, &order, &plan).await?;
         let status = DeliveryStatus::from(plan.status);
-        insert_delivery(
-            &mut tx,
-            d,
-            status,
-            &plan.message,
-            &effects_json(&plan.effects),
-        )
-        .await?;
+        insert_delivery(&mut tx, d, status, &plan.message, &plan.effects).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(AppliedDelivery {
             id: d.id,
@@ -384,7 +303,7 @@ impl PgStore {
         })
     }
 
-    pub(crate) async fn list_activity_impl(
+    async fn list_activity(
         &self,
         app: AppId,
         filter: ActivityFilter,
@@ -399,47 +318,35 @@ impl PgStore {
              and ($6::uuid is null or id < $6) \
              order by id desc limit $7"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
             .bind(app.as_uuid())
             .bind(filter.status.map(|s| s.as_str()))
             .bind(filter.event)
-            .bind(filter.product)
-            .bind(filter.email)
+            .bind(filter.product.map(|p| p.to_string()))
+            .bind(filter.email.as_ref().map(|e| e.as_str()))
             .bind(page.after)
             .bind(page.fetch_limit())
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        let items = rows
-            .iter()
-            .map(|r| delivery_from_row(r, false))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(map_err)?;
-        Ok(page.paginate(items, |d| d.id.as_uuid()))
+        Ok(page.paginate(records(rows), |d: &DeliveryRecord| d.id.as_uuid()))
     }
 
-    pub(crate) async fn get_activity_impl(
-        &self,
-        app: AppId,
-        id: DeliveryId,
-    ) -> StoreResult<DeliveryRecord> {
+    async fn get_activity(&self, app: AppId, id: DeliveryId) -> StoreResult<DeliveryRecord> {
         let sql = format!(
             "select {DELIVERY_COLUMNS}, payload from deliveries where app_id = $1 and id = $2"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
             .bind(app.as_uuid())
             .bind(id.as_uuid())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
-        delivery_from_row(&row, true).map_err(map_err)
+            .map(DeliveryRecord::from)
+            .ok_or(StoreError::NotFound)
     }
 
-    pub(crate) async fn unmapped_products_impl(
-        &self,
-        app: AppId,
-    ) -> StoreResult<Vec<UnmappedProduct>> {
+    async fn unmapped_products(&self, app: AppId) -> StoreResult<Vec<UnmappedProduct>> {
         let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
             "select p.product, count(*), max(d.received_at) \
              from deliveries d cross join lateral jsonb_array_elements_text(d.products) \
@@ -453,122 +360,18 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|(product, deliveries, last_seen_at)| UnmappedProduct {
-                product,
-                deliveries,
-                last_seen_at,
-            })
-            .collect())
-    }
-
-    async fn attach_levels(&self, app: AppId, members: &mut [Member]) -> StoreResult<()> {
-        if members.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<Uuid> = members.iter().map(|m| m.id.as_uuid()).collect();
-        let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
-            "select distinct g.member_id, l.id, l.name from grants g \
-             join access_levels l on l.app_id = g.app_id and l.id = g.access_level_id \
-             where g.app_id = $1 and g.member_id = any($2) and g.status = 'active' \
-             order by l.name, l.id",
-        )
-        .bind(app.as_uuid())
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        for (member, id, name) in rows {
-            if let Some(m) = members.iter_mut().find(|m| m.id.as_uuid() == member) {
-                m.access_levels.push(LevelRef {
-                    id: AccessLevelId::from_uuid(id),
-                    name,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn list_members_impl(
-        &self,
-        app: AppId,
-        filter: MemberFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Member>> {
-        let rows = sqlx::query(
-            "select m.id, m.app_id, m.email, m.name, m.test, m.created_at from members m \
-             where m.app_id = $1 and ($2::text is null or m.email = $2) \
-             and ($3::uuid is null or exists (select 1 from grants g where g.app_id = m.app_id \
-                  and g.member_id = m.id and g.access_level_id = $3 and g.status = 'active')) \
-             and ($4::uuid is null or m.id > $4) order by m.id limit $5",
-        )
-        .bind(app.as_uuid())
-        .bind(filter.email)
-        .bind(filter.access_level_id.map(|l| l.as_uuid()))
-        .bind(page.after)
-        .bind(page.fetch_limit())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let members = rows
-            .iter()
-            .map(member_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(map_err)?;
-        let mut page = page.paginate(members, |m| m.id.as_uuid());
-        self.attach_levels(app, &mut page.items).await?;
-        Ok(page)
-    }
-
-    pub(crate) async fn get_member_impl(
-        &self,
-        app: AppId,
-        id: MemberId,
-    ) -> StoreResult<(Member, Vec<Grant>)> {
-        let row = sqlx::query(
-            "select id, app_id, email, name, test, created_at from members \
-             where app_id = $1 and id = $2",
-        )
-        .bind(app.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .ok_or(StoreError::NotFound)?;
-        let mut member = [member_from_row(&row).map_err(map_err)?];
-        self.attach_levels(app, &mut member).await?;
-        let [member] = member;
-        let rows = sqlx::query(
-            "select id, access_level_id, source, product, order_id, status, past_due, test, \
-             updated_at from grants where app_id = $1 and member_id = $2 order by id",
-        )
-        .bind(app.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let grants = rows
-            .iter()
-            .map(|r| {
-                Ok(Grant {
-                    id: GrantId::from_uuid(r.try_get("id")?),
-                    access_level_id: AccessLevelId::from_uuid(r.try_get("access_level_id")?),
-                    source: r.try_get("source")?,
-                    product: r.try_get("product")?,
-                    order_id: r.try_get("order_id")?,
-                    status: r.try_get("status")?,
-                    past_due: r.try_get("past_due")?,
-                    test: r.try_get("test")?,
-                    updated_at: r.try_get("updated_at")?,
+        rows.into_iter()
+            .map(|(product, deliveries, last_seen_at)| {
+                Ok(UnmappedProduct {
+                    product: ProductKey::parse(&product).map_err(StoreError::internal)?,
+                    deliveries,
+                    last_seen_at,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(map_err)?;
-        Ok((member, grants))
+            .collect()
     }
 
-    pub(crate) async fn revoke_due_items_impl(&self, now: i64) -> StoreResult<u64> {
+    async fn revoke_due_items(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query(
             "with due as ( \
                  update order_items set status = 'revoked', status_at = revoke_at, \
@@ -579,14 +382,14 @@ impl PgStore {
              where g.app_id = due.app_id and g.order_id = due.order_id \
              and g.product = due.product and g.status <> 'revoked'",
         )
-        .bind(now)
+        .bind(now.timestamp())
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 
-    pub(crate) async fn prune_deliveries_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query("delete from deliveries where received_at < $1")
             .bind(before)

@@ -1,100 +1,16 @@
-//! Manual grants and member sign-in on PostgreSQL.
+//! Member sign-in on PostgreSQL: invitations, passwords and sessions.
 
 use chrono::{DateTime, Utc};
-use larder_access::{AccessLevelId, AppId, GrantId, MemberId};
+use larder_access::{AppId, Email, MemberId};
 use larder_store::*;
-use sqlx::Row;
 use uuid::Uuid;
 
+use crate::members::find_member;
 use crate::{PgStore, map_err};
 
-impl PgStore {
-    async fn member_exists(&self, app: AppId, member: MemberId) -> StoreResult<bool> {
-        let found: Option<i32> =
-            sqlx::query_scalar("select 1 from members where app_id = $1 and id = $2")
-                .bind(app.as_uuid())
-                .bind(member.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
-        Ok(found.is_some())
-    }
-
-    pub(crate) async fn grant_manually_impl(
-        &self,
-        app: AppId,
-        member: MemberId,
-        level: AccessLevelId,
-    ) -> StoreResult<Grant> {
-        if !self.member_exists(app, member).await? {
-            return Err(StoreError::NotFound);
-        }
-        let row = sqlx::query(
-            "insert into grants (id, app_id, member_id, access_level_id, source, status) \
-             values ($1, $2, $3, $4, 'manual', 'active') \
-             returning id, access_level_id, source, product, order_id, status, past_due, test, \
-             updated_at",
-        )
-        .bind(GrantId::new().as_uuid())
-        .bind(app.as_uuid())
-        .bind(member.as_uuid())
-        .bind(level.as_uuid())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match map_err(e) {
-            // The composite key to access_levels: the level is not the app's.
-            StoreError::NotFound => StoreError::UnknownAccessLevel,
-            other => other,
-        })?;
-        (|| -> Result<Grant, sqlx::Error> {
-            Ok(Grant {
-                id: GrantId::from_uuid(row.try_get("id")?),
-                access_level_id: AccessLevelId::from_uuid(row.try_get("access_level_id")?),
-                source: row.try_get("source")?,
-                product: row.try_get("product")?,
-                order_id: row.try_get("order_id")?,
-                status: row.try_get("status")?,
-                past_due: row.try_get("past_due")?,
-                test: row.try_get("test")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        })()
-        .map_err(map_err)
-    }
-
-    pub(crate) async fn revoke_manual_grant_impl(
-        &self,
-        app: AppId,
-        member: MemberId,
-        grant: GrantId,
-    ) -> StoreResult<()> {
-        let source: Option<String> = sqlx::query_scalar(
-            "select source from grants where app_id = $1 and member_id = $2 and id = $3",
-        )
-        .bind(app.as_uuid())
-        .bind(member.as_uuid())
-        .bind(grant.as_uuid())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        match source.as_deref() {
-            None => return Err(StoreError::NotFound),
-            Some("manual") => {}
-            Some(_) => return Err(StoreError::GrantManagedByThrivecart),
-        }
-        sqlx::query(
-            "update grants set status = 'revoked', updated_at = now() \
-             where app_id = $1 and id = $2 and source = 'manual'",
-        )
-        .bind(app.as_uuid())
-        .bind(grant.as_uuid())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    pub(crate) async fn create_invitation_impl(
+#[async_trait::async_trait]
+impl SignInStore for PgStore {
+    async fn create_invitation(
         &self,
         app: AppId,
         member: MemberId,
@@ -115,12 +31,13 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn find_invitation_impl(
+    async fn find_invitation(
         &self,
         app: AppId,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Member>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let member: Option<Uuid> = sqlx::query_scalar(
             "select member_id from invitations where app_id = $1 and token_hash = $2 \
              and used_at is null and expires_at > $3",
@@ -128,18 +45,18 @@ impl PgStore {
         .bind(app.as_uuid())
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(map_err)?;
         match member {
             Some(id) => Ok(Some(
-                self.get_member_impl(app, MemberId::from_uuid(id)).await?.0,
+                find_member(&mut conn, app, MemberId::from_uuid(id)).await?,
             )),
             None => Ok(None),
         }
     }
 
-    pub(crate) async fn redeem_invitation_impl(
+    async fn redeem_invitation(
         &self,
         app: AppId,
         token_hash: &str,
@@ -175,23 +92,26 @@ impl PgStore {
         Ok(true)
     }
 
-    pub(crate) async fn member_password_impl(
+    async fn member_credentials(
         &self,
         app: AppId,
-        email: &str,
-    ) -> StoreResult<Option<(MemberId, Option<String>)>> {
+        email: &Email,
+    ) -> StoreResult<Option<MemberCredentials>> {
         let row: Option<(Uuid, Option<String>)> = sqlx::query_as(
             "select id, password_hash from members where app_id = $1 and email = $2",
         )
         .bind(app.as_uuid())
-        .bind(email)
+        .bind(email.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(row.map(|(id, hash)| (MemberId::from_uuid(id), hash)))
+        Ok(row.map(|(id, password_hash)| MemberCredentials {
+            member_id: MemberId::from_uuid(id),
+            password_hash,
+        }))
     }
 
-    pub(crate) async fn create_session_impl(
+    async fn create_session(
         &self,
         app: AppId,
         member: MemberId,
@@ -212,11 +132,11 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn find_session_impl(
+    async fn find_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<(AppId, MemberId)>> {
+    ) -> StoreResult<Option<SessionOwner>> {
         let row: Option<(Uuid, Uuid)> = sqlx::query_as(
             "select app_id, member_id from member_sessions \
              where token_hash = $1 and expires_at > $2",
@@ -226,10 +146,22 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(row.map(|(a, m)| (AppId::from_uuid(a), MemberId::from_uuid(m))))
+        Ok(row.map(|(app, member)| SessionOwner {
+            app_id: AppId::from_uuid(app),
+            member_id: MemberId::from_uuid(member),
+        }))
     }
 
-    pub(crate) async fn prune_sign_ins_impl(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("delete from member_sessions where token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn prune_sign_ins(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let sessions = sqlx::query("delete from member_sessions where expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
@@ -242,14 +174,5 @@ impl PgStore {
                 .await
                 .map_err(map_err)?;
         Ok(sessions.rows_affected() + invitations.rows_affected())
-    }
-
-    pub(crate) async fn delete_session_impl(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query("delete from member_sessions where token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
     }
 }

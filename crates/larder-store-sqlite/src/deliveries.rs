@@ -1,40 +1,26 @@
-//! Deliveries, members and grants on SQLite. Write transactions take the database lock up
-//! front (`BEGIN IMMEDIATE`), which serialises deliveries as PostgreSQL's advisory locks do.
+//! Deliveries on SQLite: applying them (the access engine's plans), the activity log, and
+//! the background sweeps. Write transactions take the database lock up front
+//! (`BEGIN IMMEDIATE`), which serialises deliveries as PostgreSQL's advisory locks do.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use larder_access::engine::{self, ExistingMember, ItemState, ItemStatus, PlanInput};
+use larder_access::engine::{self, ExistingMember, ItemState, PlanInput};
 use larder_access::{AccessLevelId, AppId, DeliveryId, GrantId, MemberId, ProductKey};
 use larder_store::*;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
+use sqlx::types::Json;
 
-use crate::{SqliteStore, decode, format_time, map_err, now, time_col, uuid_col};
-
-fn json_text(value: &serde_json::Value) -> String {
-    value.to_string()
-}
-
-fn json_col(row: &SqliteRow, column: &str) -> Result<serde_json::Value, sqlx::Error> {
-    let text: String = row.try_get(column)?;
-    decode(column, serde_json::from_str(&text))
-}
-
-fn opt_uuid_col(row: &SqliteRow, column: &str) -> Result<Option<uuid::Uuid>, sqlx::Error> {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|t| decode(column, uuid::Uuid::parse_str(&t)))
-        .transpose()
-}
+use crate::rows::{DELIVERY_COLUMNS, DeliveryRow, ItemRow, records};
+use crate::{SqliteStore, format_time, map_err, now};
 
 async fn insert_delivery(
     conn: &mut SqliteConnection,
     d: &NewDelivery,
     status: DeliveryStatus,
     message: &str,
-    effects: &serde_json::Value,
+    effects: &[engine::Effect],
 ) -> StoreResult<()> {
-    let at = now();
     sqlx::query(
         "insert into deliveries (id, app_id, received_at, event, mode, status, order_id, \
          customer_email, products, message, verified, payload, effects, replay_of, \
@@ -45,28 +31,21 @@ async fn insert_delivery(
     .bind(d.app_id.to_string())
     .bind(format_time(d.received_at))
     .bind(d.event.as_deref())
-    .bind(d.mode.as_deref())
+    .bind(d.mode.map(|m| m.as_str()))
     .bind(status.as_str())
     .bind(d.order_id.as_deref())
-    .bind(d.customer_email.as_deref())
-    .bind(json_text(&serde_json::json!(d.products)))
+    .bind(d.customer_email.as_ref().map(|e| e.as_str()))
+    .bind(Json(&d.products))
     .bind(message)
     .bind(d.verified)
-    .bind(d.payload.as_ref().map(json_text))
-    .bind(json_text(effects))
+    .bind(d.payload.as_ref().map(Json))
+    .bind(Json(effects))
     .bind(d.replay_of.map(|r| r.to_string()))
-    .bind(&at)
+    .bind(now())
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
     Ok(())
-}
-
-fn decode_err(column: &str, message: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.into(),
-        source: message.into(),
-    }
 }
 
 async fn load_items(
@@ -74,7 +53,7 @@ async fn load_items(
     app: AppId,
     order: &str,
 ) -> StoreResult<HashMap<ProductKey, ItemState>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, ItemRow>(
         "select product, member_id, status, status_at, past_due, revoke_at, subscription_id, \
          payment_at from order_items where app_id = ?1 and order_id = ?2",
     )
@@ -85,26 +64,8 @@ async fn load_items(
     .map_err(map_err)?;
     let mut items = HashMap::new();
     for row in rows {
-        let item = (|| -> Result<(ProductKey, ItemState), sqlx::Error> {
-            let product: String = row.try_get("product")?;
-            let status: String = row.try_get("status")?;
-            Ok((
-                ProductKey::parse(&product).map_err(|e| decode_err("product", e.to_string()))?,
-                ItemState {
-                    status: ItemStatus::parse(&status)
-                        .ok_or_else(|| decode_err("status", status.clone()))?,
-                    status_at: row.try_get("status_at")?,
-                    past_due: row.try_get("past_due")?,
-                    member_id: opt_uuid_col(&row, "member_id")?.map(MemberId::from_uuid),
-                    levels: Vec::new(),
-                    revoke_at: row.try_get("revoke_at")?,
-                    subscription_id: row.try_get("subscription_id")?,
-                    payment_at: row.try_get("payment_at")?,
-                },
-            ))
-        })()
-        .map_err(map_err)?;
-        items.insert(item.0, item.1);
+        let product = row.product.clone();
+        items.insert(product, ItemState::try_from(row)?);
     }
     let levels: Vec<(String, String)> = sqlx::query_as(
         "select product, access_level_id from grants \
@@ -230,60 +191,19 @@ async fn write_plan(
     Ok(())
 }
 
-fn delivery_from_row(row: &SqliteRow, with_payload: bool) -> Result<DeliveryRecord, sqlx::Error> {
-    let status: String = row.try_get("status")?;
-    let products = json_col(row, "products")?;
-    Ok(DeliveryRecord {
-        id: DeliveryId::from_uuid(uuid_col(row, "id")?),
-        app_id: AppId::from_uuid(uuid_col(row, "app_id")?),
-        received_at: time_col(row, "received_at")?,
-        event: row.try_get("event")?,
-        mode: row.try_get("mode")?,
-        status: DeliveryStatus::parse(&status).ok_or_else(|| decode_err("status", status))?,
-        order_id: row.try_get("order_id")?,
-        customer_email: row.try_get("customer_email")?,
-        products: decode("products", serde_json::from_value(products))?,
-        message: row.try_get("message")?,
-        verified: row.try_get("verified")?,
-        payload: if with_payload {
-            let text: Option<String> = row.try_get("payload")?;
-            text.map(|t| decode("payload", serde_json::from_str(&t)))
-                .transpose()?
-        } else {
-            None
-        },
-        effects: json_col(row, "effects")?,
-        replay_of: opt_uuid_col(row, "replay_of")?.map(DeliveryId::from_uuid),
-    })
-}
-
-const DELIVERY_COLUMNS: &str = "id, app_id, received_at, event, mode, status, order_id, \
-     customer_email, products, message, verified, effects, replay_of";
-
-fn member_from_row(row: &SqliteRow) -> Result<Member, sqlx::Error> {
-    Ok(Member {
-        id: MemberId::from_uuid(uuid_col(row, "id")?),
-        app_id: AppId::from_uuid(uuid_col(row, "app_id")?),
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        test: row.try_get("test")?,
-        created_at: time_col(row, "created_at")?,
-        access_levels: Vec::new(),
-    })
-}
-
-impl SqliteStore {
-    pub(crate) async fn record_delivery_impl(
+#[async_trait::async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn record_delivery(
         &self,
-        d: NewDelivery,
+        d: &NewDelivery,
         status: DeliveryStatus,
         message: &str,
     ) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        insert_delivery(&mut conn, &d, status, message, &serde_json::json!([])).await
+        insert_delivery(&mut conn, d, status, message, &[]).await
     }
 
-    pub(crate) async fn apply_delivery_impl(
+    async fn apply_delivery(
         &self,
         d: &NewDelivery,
         apply: ApplyDelivery,
@@ -302,14 +222,7 @@ impl SqliteStore {
             .map_err(map_err)?;
             if let Some(original) = original {
                 let message = format!("Duplicate of delivery {original}; nothing changed.");
-                insert_delivery(
-                    &mut tx,
-                    d,
-                    DeliveryStatus::Duplicate,
-                    &message,
-                    &serde_json::json!([]),
-                )
-                .await?;
+                insert_delivery(&mut tx, d, DeliveryStatus::Duplicate, &message, &[]).await?;
                 tx.commit().await.map_err(map_err)?;
                 return Ok(AppliedDelivery {
                     id: d.id,
@@ -358,19 +271,12 @@ impl SqliteStore {
             member,
             test_mode: apply.test_mode,
             cancellation: apply.cancellation,
-            now: apply.now,
+            now: apply.now.timestamp(),
             new_member_id: MemberId::new(),
         });
         write_plan(&mut tx, app, &order, &plan).await?;
         let status = DeliveryStatus::from(plan.status);
-        insert_delivery(
-            &mut tx,
-            d,
-            status,
-            &plan.message,
-            &effects_json(&plan.effects),
-        )
-        .await?;
+        insert_delivery(&mut tx, d, status, &plan.message, &plan.effects).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(AppliedDelivery {
             id: d.id,
@@ -379,7 +285,7 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) async fn list_activity_impl(
+    async fn list_activity(
         &self,
         app: AppId,
         filter: ActivityFilter,
@@ -394,47 +300,35 @@ impl SqliteStore {
              and (?6 is null or id < ?6) \
              order by id desc limit ?7"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
             .bind(app.to_string())
             .bind(filter.status.map(|s| s.as_str()))
             .bind(filter.event)
-            .bind(filter.product)
-            .bind(filter.email)
+            .bind(filter.product.map(|p| p.to_string()))
+            .bind(filter.email.as_ref().map(|e| e.as_str()))
             .bind(page.after.map(|a| a.to_string()))
             .bind(page.fetch_limit())
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        let items = rows
-            .iter()
-            .map(|r| delivery_from_row(r, false))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(map_err)?;
-        Ok(page.paginate(items, |d| d.id.as_uuid()))
+        Ok(page.paginate(records(rows), |d: &DeliveryRecord| d.id.as_uuid()))
     }
 
-    pub(crate) async fn get_activity_impl(
-        &self,
-        app: AppId,
-        id: DeliveryId,
-    ) -> StoreResult<DeliveryRecord> {
+    async fn get_activity(&self, app: AppId, id: DeliveryId) -> StoreResult<DeliveryRecord> {
         let sql = format!(
             "select {DELIVERY_COLUMNS}, payload from deliveries where app_id = ?1 and id = ?2"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
             .bind(app.to_string())
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
-        delivery_from_row(&row, true).map_err(map_err)
+            .map(DeliveryRecord::from)
+            .ok_or(StoreError::NotFound)
     }
 
-    pub(crate) async fn unmapped_products_impl(
-        &self,
-        app: AppId,
-    ) -> StoreResult<Vec<UnmappedProduct>> {
+    async fn unmapped_products(&self, app: AppId) -> StoreResult<Vec<UnmappedProduct>> {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "select j.value, count(*), max(d.received_at) \
              from deliveries d, json_each(d.products) j \
@@ -450,7 +344,7 @@ impl SqliteStore {
         rows.into_iter()
             .map(|(product, deliveries, last_seen)| {
                 Ok(UnmappedProduct {
-                    product,
+                    product: ProductKey::parse(&product).map_err(StoreError::internal)?,
                     deliveries,
                     last_seen_at: DateTime::parse_from_rfc3339(&last_seen)
                         .map_err(StoreError::internal)?
@@ -460,120 +354,17 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn attach_levels(&self, app: AppId, members: &mut [Member]) -> StoreResult<()> {
-        if members.is_empty() {
-            return Ok(());
-        }
-        let ids = serde_json::json!(members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>());
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "select distinct g.member_id, l.id, l.name from grants g \
-             join access_levels l on l.app_id = g.app_id and l.id = g.access_level_id \
-             where g.app_id = ?1 and g.member_id in (select value from json_each(?2)) \
-             and g.status = 'active' order by l.name, l.id",
-        )
-        .bind(app.to_string())
-        .bind(ids.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        for (member, id, name) in rows {
-            let id: AccessLevelId = id.parse().map_err(StoreError::internal)?;
-            if let Some(m) = members.iter_mut().find(|m| m.id.to_string() == member) {
-                m.access_levels.push(LevelRef { id, name });
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn list_members_impl(
-        &self,
-        app: AppId,
-        filter: MemberFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Member>> {
-        let rows = sqlx::query(
-            "select m.id, m.app_id, m.email, m.name, m.test, m.created_at from members m \
-             where m.app_id = ?1 and (?2 is null or m.email = ?2) \
-             and (?3 is null or exists (select 1 from grants g where g.app_id = m.app_id \
-                  and g.member_id = m.id and g.access_level_id = ?3 and g.status = 'active')) \
-             and m.id > ?4 order by m.id limit ?5",
-        )
-        .bind(app.to_string())
-        .bind(filter.email)
-        .bind(filter.access_level_id.map(|l| l.to_string()))
-        .bind(page.after.map(|a| a.to_string()).unwrap_or_default())
-        .bind(page.fetch_limit())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let members = rows
-            .iter()
-            .map(member_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(map_err)?;
-        let mut page = page.paginate(members, |m| m.id.as_uuid());
-        self.attach_levels(app, &mut page.items).await?;
-        Ok(page)
-    }
-
-    pub(crate) async fn get_member_impl(
-        &self,
-        app: AppId,
-        id: MemberId,
-    ) -> StoreResult<(Member, Vec<Grant>)> {
-        let row = sqlx::query(
-            "select id, app_id, email, name, test, created_at from members \
-             where app_id = ?1 and id = ?2",
-        )
-        .bind(app.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .ok_or(StoreError::NotFound)?;
-        let mut member = [member_from_row(&row).map_err(map_err)?];
-        self.attach_levels(app, &mut member).await?;
-        let [member] = member;
-        let rows = sqlx::query(
-            "select id, access_level_id, source, product, order_id, status, past_due, test, \
-             updated_at from grants where app_id = ?1 and member_id = ?2 order by id",
-        )
-        .bind(app.to_string())
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let grants = rows
-            .iter()
-            .map(|r| {
-                Ok(Grant {
-                    id: GrantId::from_uuid(uuid_col(r, "id")?),
-                    access_level_id: AccessLevelId::from_uuid(uuid_col(r, "access_level_id")?),
-                    source: r.try_get("source")?,
-                    product: r.try_get("product")?,
-                    order_id: r.try_get("order_id")?,
-                    status: r.try_get("status")?,
-                    past_due: r.try_get("past_due")?,
-                    test: r.try_get("test")?,
-                    updated_at: time_col(r, "updated_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(map_err)?;
-        Ok((member, grants))
-    }
-
-    pub(crate) async fn revoke_due_items_impl(&self, now_unix: i64) -> StoreResult<u64> {
+    async fn revoke_due_items(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let due: Vec<(String, String, String)> = sqlx::query_as(
             "select app_id, order_id, product from order_items \
              where revoke_at is not null and revoke_at <= ?1 and status <> 'revoked'",
         )
-        .bind(now_unix)
+        .bind(now.timestamp())
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
-        let at = now();
+        let at = crate::now();
         let mut revoked = 0;
         for (app, order, product) in due {
             sqlx::query(
@@ -605,7 +396,7 @@ impl SqliteStore {
         Ok(revoked)
     }
 
-    pub(crate) async fn prune_deliveries_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let before = format_time(before);
         let mut tx = self.begin_write().await?;
         let done = sqlx::query("delete from deliveries where received_at < ?1")

@@ -1,108 +1,15 @@
-//! Manual grants and member sign-in on SQLite.
+//! Member sign-in on SQLite: invitations, passwords and sessions.
 
 use chrono::{DateTime, Utc};
-use larder_access::{AccessLevelId, AppId, GrantId, MemberId};
+use larder_access::{AppId, Email, MemberId};
 use larder_store::*;
 
-use crate::{SqliteStore, format_time, map_err, now, time_col, uuid_col};
+use crate::members::find_member;
+use crate::{SqliteStore, format_time, map_err, now};
 
-impl SqliteStore {
-    pub(crate) async fn grant_manually_impl(
-        &self,
-        app: AppId,
-        member: MemberId,
-        level: AccessLevelId,
-    ) -> StoreResult<Grant> {
-        let mut tx = self.begin_write().await?;
-        let found: Option<i64> =
-            sqlx::query_scalar("select 1 from members where app_id = ?1 and id = ?2")
-                .bind(app.to_string())
-                .bind(member.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        if found.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let known: Option<i64> =
-            sqlx::query_scalar("select 1 from access_levels where app_id = ?1 and id = ?2")
-                .bind(app.to_string())
-                .bind(level.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        if known.is_none() {
-            return Err(StoreError::UnknownAccessLevel);
-        }
-        let at = now();
-        let row = sqlx::query(
-            "insert into grants (id, app_id, member_id, access_level_id, source, status, \
-             created_at, updated_at) values (?1, ?2, ?3, ?4, 'manual', 'active', ?5, ?5) \
-             returning id, access_level_id, source, product, order_id, status, past_due, test, \
-             updated_at",
-        )
-        .bind(GrantId::new().to_string())
-        .bind(app.to_string())
-        .bind(member.to_string())
-        .bind(level.to_string())
-        .bind(&at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let grant = (|| -> Result<Grant, sqlx::Error> {
-            use sqlx::Row;
-            Ok(Grant {
-                id: GrantId::from_uuid(uuid_col(&row, "id")?),
-                access_level_id: AccessLevelId::from_uuid(uuid_col(&row, "access_level_id")?),
-                source: row.try_get("source")?,
-                product: row.try_get("product")?,
-                order_id: row.try_get("order_id")?,
-                status: row.try_get("status")?,
-                past_due: row.try_get("past_due")?,
-                test: row.try_get("test")?,
-                updated_at: time_col(&row, "updated_at")?,
-            })
-        })()
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(grant)
-    }
-
-    pub(crate) async fn revoke_manual_grant_impl(
-        &self,
-        app: AppId,
-        member: MemberId,
-        grant: GrantId,
-    ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        let source: Option<String> = sqlx::query_scalar(
-            "select source from grants where app_id = ?1 and member_id = ?2 and id = ?3",
-        )
-        .bind(app.to_string())
-        .bind(member.to_string())
-        .bind(grant.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        match source.as_deref() {
-            None => return Err(StoreError::NotFound),
-            Some("manual") => {}
-            Some(_) => return Err(StoreError::GrantManagedByThrivecart),
-        }
-        sqlx::query(
-            "update grants set status = 'revoked', updated_at = ?3 where app_id = ?1 and id = ?2",
-        )
-        .bind(app.to_string())
-        .bind(grant.to_string())
-        .bind(now())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
-    }
-
-    pub(crate) async fn create_invitation_impl(
+#[async_trait::async_trait]
+impl SignInStore for SqliteStore {
+    async fn create_invitation(
         &self,
         app: AppId,
         member: MemberId,
@@ -124,12 +31,13 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn find_invitation_impl(
+    async fn find_invitation(
         &self,
         app: AppId,
         token_hash: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Member>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let member: Option<String> = sqlx::query_scalar(
             "select member_id from invitations where app_id = ?1 and token_hash = ?2 \
              and used_at is null and expires_at > ?3",
@@ -137,19 +45,19 @@ impl SqliteStore {
         .bind(app.to_string())
         .bind(token_hash)
         .bind(format_time(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(map_err)?;
         match member {
             Some(id) => {
                 let id: MemberId = id.parse().map_err(StoreError::internal)?;
-                Ok(Some(self.get_member_impl(app, id).await?.0))
+                Ok(Some(find_member(&mut conn, app, id).await?))
             }
             None => Ok(None),
         }
     }
 
-    pub(crate) async fn redeem_invitation_impl(
+    async fn redeem_invitation(
         &self,
         app: AppId,
         token_hash: &str,
@@ -186,24 +94,29 @@ impl SqliteStore {
         Ok(true)
     }
 
-    pub(crate) async fn member_password_impl(
+    async fn member_credentials(
         &self,
         app: AppId,
-        email: &str,
-    ) -> StoreResult<Option<(MemberId, Option<String>)>> {
+        email: &Email,
+    ) -> StoreResult<Option<MemberCredentials>> {
         let row: Option<(String, Option<String>)> = sqlx::query_as(
             "select id, password_hash from members where app_id = ?1 and email = ?2",
         )
         .bind(app.to_string())
-        .bind(email)
+        .bind(email.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        row.map(|(id, hash)| Ok((id.parse().map_err(StoreError::internal)?, hash)))
-            .transpose()
+        row.map(|(id, password_hash)| {
+            Ok(MemberCredentials {
+                member_id: id.parse().map_err(StoreError::internal)?,
+                password_hash,
+            })
+        })
+        .transpose()
     }
 
-    pub(crate) async fn create_session_impl(
+    async fn create_session(
         &self,
         app: AppId,
         member: MemberId,
@@ -225,11 +138,11 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn find_session_impl(
+    async fn find_session(
         &self,
         token_hash: &str,
         at: DateTime<Utc>,
-    ) -> StoreResult<Option<(AppId, MemberId)>> {
+    ) -> StoreResult<Option<SessionOwner>> {
         let row: Option<(String, String)> = sqlx::query_as(
             "select app_id, member_id from member_sessions \
              where token_hash = ?1 and expires_at > ?2",
@@ -239,16 +152,16 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        row.map(|(a, m)| {
-            Ok((
-                a.parse().map_err(StoreError::internal)?,
-                m.parse().map_err(StoreError::internal)?,
-            ))
+        row.map(|(app, member)| {
+            Ok(SessionOwner {
+                app_id: app.parse().map_err(StoreError::internal)?,
+                member_id: member.parse().map_err(StoreError::internal)?,
+            })
         })
         .transpose()
     }
 
-    pub(crate) async fn prune_sign_ins_impl(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+    async fn prune_sign_ins(&self, at: DateTime<Utc>) -> StoreResult<u64> {
         let at = format_time(at);
         let sessions = sqlx::query("delete from member_sessions where expires_at <= ?1")
             .bind(&at)
@@ -264,7 +177,7 @@ impl SqliteStore {
         Ok(sessions.rows_affected() + invitations.rows_affected())
     }
 
-    pub(crate) async fn delete_session_impl(&self, token_hash: &str) -> StoreResult<()> {
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("delete from member_sessions where token_hash = ?1")
             .bind(token_hash)
             .execute(&self.pool)

@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use crate::*;
+use larder_access::engine::ItemStatus;
 use larder_access::{
-    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey, TestModePolicy,
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, GrantSource, MappingId, Name,
+    OverrideStatus, ProductKey, TestModePolicy,
 };
 
 /// Instantiates every contract case as a `#[tokio::test]`, each on a store from `$factory`
@@ -49,6 +51,10 @@ macro_rules! contract_cases {
             invitations_are_single_use_and_expire,
             sessions_expire_and_end,
             late_older_payments_do_not_overrule_newer_ones,
+            apps_are_renamed_and_deleted_with_everything_they_own,
+            overrides_take_a_level_away_until_lifted,
+            deleting_a_member_erases_them_and_keeps_the_log,
+            member_activity_holds_their_deliveries,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -420,7 +426,10 @@ pub async fn rotating_replaces_the_token(store: &dyn Store) {
         .enable_integration(a.id, enable("old", None))
         .await
         .unwrap();
-    let (old, rotated) = store.rotate_webhook_token(a.id, "new").await.unwrap();
+    let RotatedToken {
+        old_token: old,
+        integration: rotated,
+    } = store.rotate_webhook_token(a.id, "new").await.unwrap();
     assert_eq!(old.as_deref(), Some("old"));
     assert_eq!(rotated.live_token(), Some("new"));
     assert_eq!(store.find_integration_by_token("old").await.unwrap(), None);
@@ -430,7 +439,10 @@ pub async fn rotating_replaces_the_token(store: &dyn Store) {
     );
     // Rotating a never-enabled integration gives it a token but leaves it disabled.
     let b = app(store, "b").await;
-    let (old, b_tc) = store.rotate_webhook_token(b.id, "b-tok").await.unwrap();
+    let RotatedToken {
+        old_token: old,
+        integration: b_tc,
+    } = store.rotate_webhook_token(b.id, "b-tok").await.unwrap();
     assert_eq!(old, None);
     assert!(!b_tc.enabled);
     assert_eq!(b_tc.webhook_token.as_deref(), Some("b-tok"));
@@ -619,6 +631,10 @@ macro_rules! fixture {
 
 const NOW: i64 = 1_790_000_000;
 
+fn at(unix: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(unix, 0).unwrap()
+}
+
 fn doc(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap()
 }
@@ -630,16 +646,13 @@ fn new_delivery(app: AppId, doc: &serde_json::Value) -> NewDelivery {
         app_id: app,
         received_at: chrono::Utc::now(),
         event: d.as_ref().map(|d| d.event.clone()),
-        mode: d.as_ref().map(|d| d.mode.as_str().to_owned()),
+        mode: d.as_ref().map(|d| d.mode),
         order_id: d.as_ref().and_then(|d| d.order_id.clone()),
         customer_email: d
             .as_ref()
             .and_then(|d| d.customer.as_ref())
-            .map(|c| c.email.to_string()),
-        products: d
-            .as_ref()
-            .map(|d| d.products().iter().map(ToString::to_string).collect())
-            .unwrap_or_default(),
+            .map(|c| c.email.clone()),
+        products: d.as_ref().map(|d| d.products()).unwrap_or_default(),
         verified: true,
         payload: Some(doc.clone()),
         replay_of: None,
@@ -668,7 +681,7 @@ async fn deliver_with(
                 mappings: map,
                 test_mode: TestModePolicy::Process,
                 cancellation,
-                now: NOW,
+                now: at(NOW),
             },
         )
         .await
@@ -705,14 +718,39 @@ async fn only_member(store: &dyn Store, app: AppId) -> (Member, Vec<Grant>) {
         .await
         .unwrap();
     assert_eq!(members.items.len(), 1, "{members:?}");
-    store.get_member(app, members.items[0].id).await.unwrap()
+    member_of(store, app, members.items[0].id).await
+}
+
+async fn member_of(
+    store: &dyn Store,
+    app: AppId,
+    id: larder_access::MemberId,
+) -> (Member, Vec<Grant>) {
+    let found = store.get_member(app, id).await.unwrap();
+    (found.member, found.grants)
 }
 
 fn statuses(grants: &[Grant]) -> std::collections::BTreeMap<String, String> {
     grants
         .iter()
-        .map(|g| (g.product.clone().unwrap_or_default(), g.status.clone()))
+        .map(|g| {
+            (
+                g.product
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                g.status.as_str().to_owned(),
+            )
+        })
         .collect()
+}
+
+fn product(key: &str) -> ProductKey {
+    ProductKey::parse(key).unwrap()
+}
+
+fn email(text: &str) -> larder_access::Email {
+    larder_access::Email::parse(text).unwrap()
 }
 
 pub async fn purchases_create_members_and_grants_once(store: &dyn Store) {
@@ -725,14 +763,14 @@ pub async fn purchases_create_members_and_grants_once(store: &dyn Store) {
     assert!(again.message.contains(&first.id.to_string()));
 
     let (member, grants) = only_member(store, app).await;
-    assert_eq!(member.email, "jordan.ellis@example.com");
+    assert_eq!(member.email.as_str(), "jordan.ellis@example.com");
     assert_eq!(member.name.as_deref(), Some("Jordan Ellis-Müller"));
     assert!(!member.test);
     assert_eq!(grants.len(), 3);
     assert!(
         grants
             .iter()
-            .all(|g| g.status == "active" && g.source == "thrivecart")
+            .all(|g| g.status == ItemStatus::Active && g.source == GrantSource::Thrivecart)
     );
     assert!(
         grants
@@ -747,23 +785,20 @@ pub async fn purchases_create_members_and_grants_once(store: &dyn Store) {
 
     let entry = store.get_activity(app, first.id).await.unwrap();
     assert_eq!(entry.status, DeliveryStatus::Applied);
-    assert_eq!(entry.products, ["product-7", "bump-7", "upsell-3"]);
     assert_eq!(
-        entry.customer_email.as_deref(),
+        entry.products,
+        [product("product-7"), product("bump-7"), product("upsell-3")]
+    );
+    assert_eq!(
+        entry.customer_email.as_ref().map(|e| e.as_str()),
         Some("jordan.ellis@example.com")
     );
     assert_eq!(entry.payload.as_ref(), Some(&purchase));
-    let kinds: Vec<&str> = entry
-        .effects
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = entry.effects.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["member_created", "granted", "granted", "granted"]);
     let dup = store.get_activity(app, again.id).await.unwrap();
     assert_eq!(dup.status, DeliveryStatus::Duplicate);
-    assert_eq!(dup.effects, serde_json::json!([]));
+    assert!(dup.effects.is_empty());
 
     // The same person buying again is the same member; a blank name changes nothing.
     let avery = doc(fixture!("01-order-success-single-product"));
@@ -777,7 +812,7 @@ pub async fn purchases_create_members_and_grants_once(store: &dyn Store) {
         .list_members(
             app,
             MemberFilter {
-                email: Some("avery.quinn@example.com".into()),
+                email: Some(email("avery.quinn@example.com")),
                 ..Default::default()
             },
             PageRequest::first(10),
@@ -786,7 +821,7 @@ pub async fn purchases_create_members_and_grants_once(store: &dyn Store) {
         .unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].name.as_deref(), Some("Avery Quinn"));
-    let (_, grants) = store.get_member(app, page.items[0].id).await.unwrap();
+    let (_, grants) = member_of(store, app, page.items[0].id).await;
     assert_eq!(grants.len(), 2);
 }
 
@@ -879,7 +914,7 @@ pub async fn activity_is_listed_newest_first_and_filtered(store: &dyn Store) {
     );
     assert_eq!(
         by(ActivityFilter {
-            product: Some("product-12".into()),
+            product: Some(product("product-12")),
             ..Default::default()
         })
         .await,
@@ -887,7 +922,7 @@ pub async fn activity_is_listed_newest_first_and_filtered(store: &dyn Store) {
     );
     assert_eq!(
         by(ActivityFilter {
-            email: Some("avery.quinn@example.com".into()),
+            email: Some(email("avery.quinn@example.com")),
             ..Default::default()
         })
         .await,
@@ -895,7 +930,7 @@ pub async fn activity_is_listed_newest_first_and_filtered(store: &dyn Store) {
     );
     assert!(
         by(ActivityFilter {
-            product: Some("bump-7".into()),
+            product: Some(product("bump-7")),
             ..Default::default()
         })
         .await
@@ -917,7 +952,7 @@ pub async fn unmapped_products_are_reported_until_mapped(store: &dyn Store) {
             .is_empty()
     );
     let unmapped = store.unmapped_products(a.id).await.unwrap();
-    let mut keys: Vec<&str> = unmapped.iter().map(|u| u.product.as_str()).collect();
+    let mut keys: Vec<String> = unmapped.iter().map(|u| u.product.to_string()).collect();
     keys.sort();
     assert_eq!(keys, ["bump-7", "product-7", "upsell-3"]);
     assert!(unmapped.iter().all(|u| u.deliveries == 1));
@@ -929,7 +964,7 @@ pub async fn unmapped_products_are_reported_until_mapped(store: &dyn Store) {
         .unwrap();
     let unmapped = store.unmapped_products(a.id).await.unwrap();
     assert_eq!(unmapped.len(), 2);
-    assert!(unmapped.iter().all(|u| u.product != "bump-7"));
+    assert!(unmapped.iter().all(|u| u.product != product("bump-7")));
 }
 
 pub async fn live_grants_keep_their_level_alive(store: &dyn Store) {
@@ -974,13 +1009,13 @@ pub async fn period_end_revocations_happen_when_due(store: &dyn Store) {
         statuses(&only_member(store, app).await.1)["product-7"],
         "active"
     );
-    assert_eq!(store.revoke_due_items(NOW).await.unwrap(), 0);
-    assert_eq!(store.revoke_due_items(NOW + 3600).await.unwrap(), 1);
+    assert_eq!(store.revoke_due_items(at(NOW)).await.unwrap(), 0);
+    assert_eq!(store.revoke_due_items(at(NOW + 3600)).await.unwrap(), 1);
     assert_eq!(
         statuses(&only_member(store, app).await.1)["product-7"],
         "revoked"
     );
-    assert_eq!(store.revoke_due_items(NOW + 7200).await.unwrap(), 0);
+    assert_eq!(store.revoke_due_items(at(NOW + 7200)).await.unwrap(), 0);
 }
 
 pub async fn old_activity_is_pruned(store: &dyn Store) {
@@ -1024,6 +1059,10 @@ pub async fn deliveries_are_scoped_to_their_app(store: &dyn Store) {
         store.get_member(b, member_a.id).await,
         Err(StoreError::NotFound)
     ));
+    assert!(matches!(
+        store.member_activity(b, member_a.id).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 // --- manual grants and sign-in ------------------------------------------------------------
@@ -1050,13 +1089,13 @@ pub async fn manual_grants_are_added_and_revoked(store: &dyn Store) {
     let (app, member, levels) = avery(store).await;
     let extra = level(store, app, "Extra").await;
     let grant = store.grant_manually(app, member, extra.id).await.unwrap();
-    assert_eq!(grant.source, "manual");
-    assert_eq!(grant.status, "active");
+    assert_eq!(grant.source, GrantSource::Manual);
+    assert_eq!(grant.status, ItemStatus::Active);
     assert_eq!(
-        (grant.order_id.as_deref(), grant.product.as_deref()),
+        (grant.order_id.as_deref(), grant.product.as_ref()),
         (None, None)
     );
-    let (m, grants) = store.get_member(app, member).await.unwrap();
+    let (m, grants) = member_of(store, app, member).await;
     assert!(m.access_levels.iter().any(|l| l.id == extra.id));
     assert_eq!(grants.len(), 2);
 
@@ -1069,16 +1108,14 @@ pub async fn manual_grants_are_added_and_revoked(store: &dyn Store) {
         .revoke_manual_grant(app, member, grant.id)
         .await
         .unwrap();
-    let (m, _) = store.get_member(app, member).await.unwrap();
+    let (m, _) = member_of(store, app, member).await;
     assert!(!m.access_levels.iter().any(|l| l.id == extra.id));
 
-    let purchased = store
-        .get_member(app, member)
+    let purchased = member_of(store, app, member)
         .await
-        .unwrap()
         .1
         .into_iter()
-        .find(|g| g.source == "thrivecart")
+        .find(|g| g.source == GrantSource::Thrivecart)
         .unwrap();
     assert!(matches!(
         store.revoke_manual_grant(app, member, purchased.id).await,
@@ -1150,10 +1187,13 @@ pub async fn invitations_are_single_use_and_expire(store: &dyn Store) {
 
     assert_eq!(
         store
-            .member_password(app, "avery.quinn@example.com")
+            .member_credentials(app, &email("avery.quinn@example.com"))
             .await
             .unwrap(),
-        Some((member, None))
+        Some(MemberCredentials {
+            member_id: member,
+            password_hash: None
+        })
     );
     assert!(
         store
@@ -1175,14 +1215,17 @@ pub async fn invitations_are_single_use_and_expire(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .member_password(app, "avery.quinn@example.com")
+            .member_credentials(app, &email("avery.quinn@example.com"))
             .await
             .unwrap(),
-        Some((member, Some("phc".into())))
+        Some(MemberCredentials {
+            member_id: member,
+            password_hash: Some("phc".into())
+        })
     );
     assert_eq!(
         store
-            .member_password(app, "nobody@example.com")
+            .member_credentials(app, &email("nobody@example.com"))
             .await
             .unwrap(),
         None
@@ -1202,7 +1245,10 @@ pub async fn sessions_expire_and_end(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store.find_session("s1", now).await.unwrap(),
-        Some((app, member))
+        Some(SessionOwner {
+            app_id: app,
+            member_id: member
+        })
     );
     assert_eq!(store.find_session("s2", now).await.unwrap(), None);
     store.delete_session("s1").await.unwrap();
@@ -1230,7 +1276,10 @@ pub async fn sessions_expire_and_end(store: &dyn Store) {
     assert_eq!(store.prune_sign_ins(now).await.unwrap(), 2);
     assert_eq!(
         store.find_session("s3", now).await.unwrap(),
-        Some((app, member))
+        Some(SessionOwner {
+            app_id: app,
+            member_id: member
+        })
     );
     assert!(
         store
@@ -1253,7 +1302,7 @@ pub async fn late_older_payments_do_not_overrule_newer_ones(store: &dyn Store) {
     let past_due = |grants: Vec<Grant>| {
         grants
             .into_iter()
-            .find(|g| g.product.as_deref() == Some("product-7"))
+            .find(|g| g.product == Some(product("product-7")))
             .map(|g| g.past_due)
     };
     assert_eq!(past_due(only_member(store, app).await.1), Some(true));
@@ -1267,4 +1316,432 @@ pub async fn late_older_payments_do_not_overrule_newer_ones(store: &dyn Store) {
     let newer = deliver(store, app, &renewal).await;
     assert_eq!(newer.status, DeliveryStatus::Applied, "{}", newer.message);
     assert_eq!(past_due(only_member(store, app).await.1), Some(false));
+}
+
+// --- app lifecycle, overrides, erasure and export --------------------------------------
+
+pub async fn apps_are_renamed_and_deleted_with_everything_they_own(store: &dyn Store) {
+    let (app, levels) = shop(store).await;
+    let (other, _) = shop(store).await;
+    store
+        .enable_integration(app, enable("doomed-token", Some("hash")))
+        .await
+        .unwrap();
+    store
+        .create_api_key(NewApiKey {
+            id: ApiKeyId::new(),
+            app_id: app,
+            name: name("k"),
+            key_hash: "doomed-key".into(),
+        })
+        .await
+        .unwrap();
+    deliver(
+        store,
+        app,
+        &doc(fixture!("02-order-success-bump-and-upsell")),
+    )
+    .await;
+    deliver(
+        store,
+        other,
+        &doc(fixture!("02-order-success-bump-and-upsell")),
+    )
+    .await;
+    let (member, _) = only_member(store, app).await;
+    store
+        .create_session(
+            app,
+            member.id,
+            "doomed-session",
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+
+    let renamed = store.rename_app(app, name("Renamed")).await.unwrap();
+    assert_eq!(renamed.name, "Renamed");
+    assert_eq!(store.get_app(app).await.unwrap().name, "Renamed");
+    assert!(matches!(
+        store.rename_app(AppId::new(), name("x")).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let gone = store.delete_app(app).await.unwrap();
+    assert_eq!(gone.webhook_token.as_deref(), Some("doomed-token"));
+    assert_eq!(gone.api_key_hashes, ["doomed-key".to_owned()]);
+    assert!(matches!(
+        store.get_app(app).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .find_integration_by_token("doomed-token")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_api_key_by_hash("doomed-key").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.get_access_level(app, levels["product-7"]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.get_member(app, member.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .find_session("doomed-session", chrono::Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .list_activity(app, ActivityFilter::default(), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.delete_app(app).await,
+        Err(StoreError::NotFound)
+    ));
+    // The other app keeps everything.
+    assert_eq!(only_member(store, other).await.1.len(), 3);
+    assert_eq!(all_mappings(store, other).await.len(), 4);
+}
+
+pub async fn overrides_take_a_level_away_until_lifted(store: &dyn Store) {
+    let (app, levels) = shop(store).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("02-order-success-bump-and-upsell")),
+    )
+    .await;
+    let (jordan, _) = only_member(store, app).await;
+    let gold = levels["product-7"];
+    let has = |m: &Member| m.access_levels.iter().any(|l| l.id == gold);
+    assert!(has(&jordan));
+
+    let set = NewAccessOverride {
+        member_id: jordan.id,
+        access_level_id: gold,
+        status: OverrideStatus::Revoked,
+        reason: Some("chargeback".into()),
+    };
+    let (o, created) = store.put_access_override(app, set.clone()).await.unwrap();
+    assert!(created);
+    assert_eq!(
+        (o.status, o.reason.as_deref()),
+        (OverrideStatus::Revoked, Some("chargeback"))
+    );
+    let found = store.get_member(app, jordan.id).await.unwrap();
+    assert!(!has(&found.member), "{:?}", found.member.access_levels);
+    assert_eq!(found.overrides, vec![o.clone()]);
+    // The grant itself still says what the purchases say.
+    assert_eq!(statuses(&found.grants)["product-7"], "active");
+    let with_gold = MemberFilter {
+        access_level_id: Some(gold),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_members(app, with_gold.clone(), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Later deliveries for the order do not give the level back.
+    deliver(store, app, &doc(fixture!("05-order-subscription-paused"))).await;
+    deliver(store, app, &doc(fixture!("06-order-subscription-resumed"))).await;
+    assert!(!has(&member_of(store, app, jordan.id).await.0));
+
+    // Replacing changes the status and keeps the creation time.
+    let (paused, created) = store
+        .put_access_override(
+            app,
+            NewAccessOverride {
+                status: OverrideStatus::Paused,
+                reason: None,
+                ..set.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(
+        (paused.status, paused.reason),
+        (OverrideStatus::Paused, None)
+    );
+    assert_eq!(paused.created_at, o.created_at);
+    assert_eq!(
+        store
+            .list_access_overrides(app, jordan.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Lifting gives back what the purchases give.
+    store
+        .delete_access_override(app, jordan.id, gold)
+        .await
+        .unwrap();
+    assert!(has(&member_of(store, app, jordan.id).await.0));
+    assert_eq!(
+        store
+            .list_members(app, with_gold, PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store.delete_access_override(app, jordan.id, gold).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Another app's member or level is not there.
+    let (other, other_levels) = shop(store).await;
+    assert!(matches!(
+        store.put_access_override(other, set.clone()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .put_access_override(
+                app,
+                NewAccessOverride {
+                    access_level_id: other_levels["product-7"],
+                    ..set.clone()
+                },
+            )
+            .await,
+        Err(StoreError::UnknownAccessLevel)
+    ));
+    assert!(matches!(
+        store.list_access_overrides(other, jordan.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .list_access_overrides(app, jordan.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn deleting_a_member_erases_them_and_keeps_the_log(store: &dyn Store) {
+    let (app, levels) = shop(store).await;
+    // The same person buying from another app is that app's member, and stays so.
+    let (elsewhere, _) = shop(store).await;
+    let purchase = doc(fixture!("02-order-success-bump-and-upsell"));
+    let theirs = deliver(store, elsewhere, &purchase).await;
+    let first = deliver(store, app, &purchase).await;
+    deliver(store, app, &doc(fixture!("05-order-subscription-paused"))).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("01-order-success-single-product")),
+    )
+    .await;
+    let jordan = store
+        .list_members(
+            app,
+            MemberFilter {
+                email: Some(email("jordan.ellis@example.com")),
+                ..Default::default()
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    store
+        .put_access_override(
+            app,
+            NewAccessOverride {
+                member_id: jordan.id,
+                access_level_id: levels["product-7"],
+                status: OverrideStatus::Paused,
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    store
+        .create_session(app, jordan.id, "jordan-session", later)
+        .await
+        .unwrap();
+    store
+        .create_invitation(app, jordan.id, "jordan-invite", later)
+        .await
+        .unwrap();
+    let entries_before = store
+        .list_activity(app, ActivityFilter::default(), PageRequest::first(50))
+        .await
+        .unwrap()
+        .items
+        .len();
+
+    let erased = store.delete_member(app, jordan.id).await.unwrap();
+    assert_eq!(erased, 2, "the purchase and the pause named Jordan");
+    assert!(matches!(
+        store.get_member(app, jordan.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .find_session("jordan-session", chrono::Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .find_invitation(app, "jordan-invite", chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Every entry stays, none of them with Jordan's data.
+    let entries = store
+        .list_activity(app, ActivityFilter::default(), PageRequest::first(50))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(entries.len(), entries_before);
+    for entry in &entries {
+        let full = store.get_activity(app, entry.id).await.unwrap();
+        let text = format!(
+            "{:?} {}",
+            full.customer_email,
+            full.payload.unwrap_or_default()
+        );
+        assert!(!text.to_lowercase().contains("jordan"), "{text}");
+    }
+    let kept = store.get_activity(app, first.id).await.unwrap();
+    assert_eq!(kept.status, DeliveryStatus::Applied);
+    assert_eq!(kept.customer_email, None);
+    assert_eq!(kept.payload.unwrap()["order_id"], "4100456");
+    // Avery is untouched.
+    let (avery, avery_grants) = only_member(store, app).await;
+    assert_eq!(avery.email.as_str(), "avery.quinn@example.com");
+    assert_eq!(avery_grants.len(), 1);
+    // A later purchase for the same email makes a new member.
+    let mut again = purchase.clone();
+    again["order_id"] = "4100999".into();
+    again["invoice_id"] = "000000999".into();
+    assert_eq!(
+        deliver(store, app, &again).await.status,
+        DeliveryStatus::Applied
+    );
+    let renewed = store
+        .list_members(
+            app,
+            MemberFilter {
+                email: Some(email("jordan.ellis@example.com")),
+                ..Default::default()
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(renewed.len(), 1);
+    assert_ne!(renewed[0].id, jordan.id);
+    assert!(matches!(
+        store.delete_member(app, jordan.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_member(elsewhere, avery.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(only_member_count(store, app).await, 2);
+    let untouched = store.get_activity(elsewhere, theirs.id).await.unwrap();
+    assert_eq!(
+        untouched.customer_email.map(|e| e.to_string()).as_deref(),
+        Some("jordan.ellis@example.com")
+    );
+    assert_eq!(untouched.payload.as_ref(), Some(&purchase));
+    assert_eq!(
+        only_member(store, elsewhere).await.0.email.as_str(),
+        "jordan.ellis@example.com"
+    );
+}
+
+async fn only_member_count(store: &dyn Store, app: AppId) -> usize {
+    store
+        .list_members(app, MemberFilter::default(), PageRequest::first(200))
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+pub async fn member_activity_holds_their_deliveries(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    let purchase = deliver(
+        store,
+        app,
+        &doc(fixture!("02-order-success-bump-and-upsell")),
+    )
+    .await;
+    let pause = deliver(store, app, &doc(fixture!("05-order-subscription-paused"))).await;
+    deliver(
+        store,
+        app,
+        &doc(fixture!("01-order-success-single-product")),
+    )
+    .await;
+    let jordan = store
+        .list_members(
+            app,
+            MemberFilter {
+                email: Some(email("jordan.ellis@example.com")),
+                ..Default::default()
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let entries = store.member_activity(app, jordan.id).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [pause.id, purchase.id]
+    );
+    assert!(entries.iter().all(|d| d.payload.is_some()));
+    let grants = store.get_member(app, jordan.id).await.unwrap().grants;
+    let seven = grants
+        .iter()
+        .find(|g| g.product == Some(product("product-7")))
+        .unwrap();
+    let history = personal_data::grant_history(jordan.id, seven, &entries);
+    assert_eq!(
+        history.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["granted", "paused"]
+    );
+    assert!(matches!(
+        store
+            .member_activity(app, larder_access::MemberId::new())
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -1,7 +1,9 @@
 //! The storage interface of Larder.
 //!
 //! [`Store`] is implemented once per backend (PostgreSQL for production, SQLite as the embedded
-//! default). Every method is one use case and is atomic inside the implementation: callers
+//! default). It is split by area ([`AppStore`], [`IntegrationStore`], [`DeliveryStore`],
+//! [`MemberStore`], [`SignInStore`]) and requires them all, so `Arc<dyn Store>` offers every
+//! method. Every method is one use case and is atomic inside the implementation: callers
 //! never hold a transaction. Every app-scoped method takes the tenant's [`AppId`] and filters
 //! by it, so another app's object and a missing one are the same [`StoreError::NotFound`].
 //!
@@ -9,6 +11,7 @@
 //! so the two implementations cannot drift apart.
 
 mod error;
+pub mod personal_data;
 mod records;
 
 #[cfg(feature = "testing")]
@@ -18,21 +21,27 @@ pub use error::{BoxError, StoreError};
 pub use records::*;
 
 use chrono::{DateTime, Utc};
-use larder_access::{AccessLevelId, ApiKeyId, AppId, MappingId, Name};
+use larder_access::{
+    AccessLevelId, ApiKeyId, AppId, DeliveryId, GrantId, MappingId, MemberId, Name,
+};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Larder's persistent state. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store:
+    AppStore + IntegrationStore + DeliveryStore + MemberStore + SignInStore + std::fmt::Debug + 'static
+{
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> Backend;
 
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
+}
 
-    // --- the operator -------------------------------------------------------------------
-
+/// The operator token, apps, their API keys and their access levels.
+#[async_trait::async_trait]
+pub trait AppStore: Send + Sync {
     /// The stored hash of the generated operator token, if one was generated.
     async fn operator_token_hash(&self) -> StoreResult<Option<String>>;
 
@@ -40,11 +49,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Returns whether this call stored it (exactly one of several racing processes wins).
     async fn init_operator_token_hash(&self, hash: &str) -> StoreResult<bool>;
 
-    // --- apps and their API keys --------------------------------------------------------
-
     async fn create_app(&self, app: NewApp) -> StoreResult<App>;
     async fn get_app(&self, app: AppId) -> StoreResult<App>;
     async fn list_apps(&self, page: PageRequest) -> StoreResult<Page<App>>;
+    async fn rename_app(&self, app: AppId, name: Name) -> StoreResult<App>;
+    /// Deletes the app and everything it owns (keys, levels, the integration, mappings,
+    /// members, grants, sessions, the activity log), atomically. Returns what caches may
+    /// still hold of it.
+    async fn delete_app(&self, app: AppId) -> StoreResult<DeletedApp>;
 
     /// Fails with `NotFound` when the app does not exist.
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
@@ -52,8 +64,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes the key and returns its hash, so caches holding it can be told.
     async fn delete_api_key(&self, app: AppId, key: ApiKeyId) -> StoreResult<String>;
     async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyOwner>>;
-
-    // --- access levels ------------------------------------------------------------------
 
     /// `Conflict` when the app already has a level of that name (case-insensitive).
     async fn create_access_level(&self, level: NewAccessLevel) -> StoreResult<AccessLevel>;
@@ -71,9 +81,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<AccessLevel>;
     /// `AccessLevelInUse` while a mapping or an active or paused grant refers to it.
     async fn delete_access_level(&self, app: AppId, id: AccessLevelId) -> StoreResult<()>;
+}
 
-    // --- the ThriveCart integration -----------------------------------------------------
-
+/// An app's ThriveCart integration and its product mappings.
+#[async_trait::async_trait]
+pub trait IntegrationStore: Send + Sync {
     /// The app's integration; the defaults (disabled) when it was never configured.
     async fn get_integration(&self, app: AppId) -> StoreResult<Integration>;
     /// Enables the integration. A stored webhook token is kept; `token_if_new` is used only
@@ -89,16 +101,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         app: AppId,
         patch: IntegrationPatch,
     ) -> StoreResult<Integration>;
-    /// Replaces the webhook token; returns the old one (if any) with the new state.
-    async fn rotate_webhook_token(
-        &self,
-        app: AppId,
-        new_token: &str,
-    ) -> StoreResult<(Option<String>, Integration)>;
+    /// Replaces the webhook token.
+    async fn rotate_webhook_token(&self, app: AppId, new_token: &str) -> StoreResult<RotatedToken>;
     /// The integration owning this webhook token, enabled or not.
     async fn find_integration_by_token(&self, token: &str) -> StoreResult<Option<Integration>>;
-
-    // --- product mappings ---------------------------------------------------------------
 
     /// `UnknownAccessLevel` when the level is not one of the app's; `Conflict` for a pair
     /// that exists already.
@@ -107,13 +113,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_mapping(&self, app: AppId, id: MappingId) -> StoreResult<()>;
     /// Every mapping of the app (the webhook path caches this).
     async fn all_mappings(&self, app: AppId) -> StoreResult<Vec<Mapping>>;
+}
 
-    // --- deliveries -----------------------------------------------------------------------
-
+/// Deliveries: applying them, the activity log, and the background work on both.
+#[async_trait::async_trait]
+pub trait DeliveryStore: Send + Sync {
     /// Records a delivery that changes nothing (ping, rejected, invalid, duplicate, failed).
     async fn record_delivery(
         &self,
-        delivery: NewDelivery,
+        delivery: &NewDelivery,
         status: DeliveryStatus,
         message: &str,
     ) -> StoreResult<()>;
@@ -137,34 +145,35 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         page: PageRequest,
     ) -> StoreResult<Page<DeliveryRecord>>;
     /// One entry with its payload and effects.
-    async fn get_activity(
-        &self,
-        app: AppId,
-        id: larder_access::DeliveryId,
-    ) -> StoreResult<DeliveryRecord>;
+    async fn get_activity(&self, app: AppId, id: DeliveryId) -> StoreResult<DeliveryRecord>;
     /// Product keys seen in the app's deliveries that no mapping covers now.
     async fn unmapped_products(&self, app: AppId) -> StoreResult<Vec<UnmappedProduct>>;
 
-    // --- members --------------------------------------------------------------------------
+    /// Revokes items whose period-end cancellation is due, in every app. Returns how many
+    /// grants it revoked.
+    async fn revoke_due_items(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Deletes activity entries (and fingerprints) older than `before`.
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
 
+/// Members, their grants and the overrides admins put on them.
+#[async_trait::async_trait]
+pub trait MemberStore: Send + Sync {
     async fn list_members(
         &self,
         app: AppId,
         filter: MemberFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Member>>;
-    async fn get_member(
-        &self,
-        app: AppId,
-        id: larder_access::MemberId,
-    ) -> StoreResult<(Member, Vec<Grant>)>;
+    /// The member with every grant and override.
+    async fn get_member(&self, app: AppId, id: MemberId) -> StoreResult<MemberWithAccess>;
 
     /// Grants a level by hand. `NotFound` for another app's member, `UnknownAccessLevel` for
     /// a level that is not the app's.
     async fn grant_manually(
         &self,
         app: AppId,
-        member: larder_access::MemberId,
+        member: MemberId,
         level: AccessLevelId,
     ) -> StoreResult<Grant>;
     /// Revokes a manual grant (it stays listed, `revoked`). `GrantManagedByThrivecart` for
@@ -172,17 +181,55 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn revoke_manual_grant(
         &self,
         app: AppId,
-        member: larder_access::MemberId,
-        grant: larder_access::GrantId,
+        member: MemberId,
+        grant: GrantId,
     ) -> StoreResult<()>;
 
-    // --- member sign-in -------------------------------------------------------------------
+    /// Sets (creates or replaces) an override. `NotFound` for a member that is not the
+    /// app's, `UnknownAccessLevel` for a level that is not. Returns the override and whether
+    /// this call created it.
+    async fn put_access_override(
+        &self,
+        app: AppId,
+        set: NewAccessOverride,
+    ) -> StoreResult<(AccessOverride, bool)>;
+    /// The member's overrides, by level. `NotFound` for a member that is not the app's.
+    async fn list_access_overrides(
+        &self,
+        app: AppId,
+        member: MemberId,
+    ) -> StoreResult<Vec<AccessOverride>>;
+    /// Lifts an override. `NotFound` when there is none.
+    async fn delete_access_override(
+        &self,
+        app: AppId,
+        member: MemberId,
+        level: AccessLevelId,
+    ) -> StoreResult<()>;
 
+    /// Erases a member, atomically: the member, their grants, overrides, order items,
+    /// sessions and invitations go, and their personal data is removed from the app's
+    /// activity entries, which stay ([`personal_data::erase_personal_data`]). A later
+    /// delivery for the same email makes a new member. Returns how many entries it erased
+    /// personal data from.
+    async fn delete_member(&self, app: AppId, member: MemberId) -> StoreResult<u64>;
+    /// The member's activity entries with their payloads, newest first: those for their
+    /// email and those whose effects name them.
+    async fn member_activity(
+        &self,
+        app: AppId,
+        member: MemberId,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+}
+
+/// Member sign-in: invitations, passwords and sessions. Tokens are stored only as hashes.
+#[async_trait::async_trait]
+pub trait SignInStore: Send + Sync {
     /// Stores an invitation (by its token's hash) to set the member's password.
     async fn create_invitation(
         &self,
         app: AppId,
-        member: larder_access::MemberId,
+        member: MemberId,
         token_hash: &str,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
@@ -202,34 +249,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// A member's id and password hash (`None` before one is set), by email.
-    async fn member_password(
+    /// A member's id and password hash, by email.
+    async fn member_credentials(
         &self,
         app: AppId,
-        email: &str,
-    ) -> StoreResult<Option<(larder_access::MemberId, Option<String>)>>;
+        email: &larder_access::Email,
+    ) -> StoreResult<Option<MemberCredentials>>;
     async fn create_session(
         &self,
         app: AppId,
-        member: larder_access::MemberId,
+        member: MemberId,
         token_hash: &str,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// The app and member of an unexpired session.
+    /// The owner of an unexpired session.
     async fn find_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<(AppId, larder_access::MemberId)>>;
+    ) -> StoreResult<Option<SessionOwner>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
-
-    // --- background work ------------------------------------------------------------------
-
-    /// Revokes items whose period-end cancellation is due (`revoke_at <= now`), in every app.
-    /// Returns how many grants it revoked.
-    async fn revoke_due_items(&self, now: i64) -> StoreResult<u64>;
-    /// Deletes activity entries (and fingerprints) older than `before`.
-    async fn prune_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Deletes expired sessions and used or expired invitations. Returns how many.
     async fn prune_sign_ins(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }

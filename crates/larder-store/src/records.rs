@@ -1,8 +1,11 @@
 //! Records going into and coming out of a [`crate::Store`].
 
 use chrono::{DateTime, Utc};
+use larder_access::engine::{Effect, ItemStatus};
+use larder_access::thrivecart::Mode;
 use larder_access::{
-    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, MappingId, Name, ProductKey, TestModePolicy,
+    AccessLevelId, ApiKeyId, AppId, CancellationPolicy, DeliveryId, Email, GrantId, GrantSource,
+    MappingId, MemberId, Name, OverrideStatus, ProductKey, TestModePolicy,
 };
 
 /// Largest page a list call may ask for.
@@ -94,6 +97,24 @@ pub struct ApiKey {
     pub app_id: AppId,
     pub name: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// What a deleted app leaves in caches: its webhook token and the hashes of its API keys,
+/// so every process can be told they are gone.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DeletedApp {
+    pub webhook_token: Option<String>,
+    pub api_key_hashes: Vec<String>,
+}
+
+impl std::fmt::Debug for DeletedApp {
+    // The token and the hashes stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeletedApp")
+            .field("had_webhook_token", &self.webhook_token.is_some())
+            .field("api_keys", &self.api_key_hashes.len())
+            .finish()
+    }
 }
 
 /// Who an API key belongs to.
@@ -206,6 +227,22 @@ impl std::fmt::Debug for IntegrationPatch {
     }
 }
 
+/// The integration after its webhook token was replaced, and the token it replaced.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RotatedToken {
+    pub old_token: Option<String>,
+    pub integration: Integration,
+}
+
+impl std::fmt::Debug for RotatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedToken")
+            .field("had_old_token", &self.old_token.is_some())
+            .field("integration", &self.integration)
+            .finish()
+    }
+}
+
 /// One change to an integration; [`Integration::apply`] says what each does, so every
 /// backend changes integrations the same way.
 #[derive(Debug, Clone)]
@@ -267,46 +304,25 @@ pub struct Mapping {
 
 // --- deliveries (the activity log) ------------------------------------------------------
 
-/// The outcome of one delivery attempt, as the activity log shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryStatus {
-    Applied,
-    Duplicate,
-    Unmapped,
-    Ignored,
-    Rejected,
-    Invalid,
-    Failed,
-    Ping,
-}
-
-impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 8] = [
-        DeliveryStatus::Applied,
-        DeliveryStatus::Duplicate,
-        DeliveryStatus::Unmapped,
-        DeliveryStatus::Ignored,
-        DeliveryStatus::Rejected,
-        DeliveryStatus::Invalid,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Ping,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Applied => "applied",
-            DeliveryStatus::Duplicate => "duplicate",
-            DeliveryStatus::Unmapped => "unmapped",
-            DeliveryStatus::Ignored => "ignored",
-            DeliveryStatus::Rejected => "rejected",
-            DeliveryStatus::Invalid => "invalid",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Ping => "ping",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
+larder_access::string_enum! {
+    /// The outcome of one delivery attempt, as the activity log shows it.
+    pub enum DeliveryStatus("delivery status") {
+        /// It changed access (or recorded a lifecycle fact for a purchase still to come).
+        Applied => "applied",
+        /// A repeat of a delivery already processed; nothing changed.
+        Duplicate => "duplicate",
+        /// None of its products is mapped to an access level; replay it after mapping one.
+        Unmapped => "unmapped",
+        /// Valid, but it changes nothing (its message says why).
+        Ignored => "ignored",
+        /// The secret word was wrong or missing.
+        Rejected => "rejected",
+        /// The body could not be decoded, or an event lacks what it needs.
+        Invalid => "invalid",
+        /// It could not be applied (the database failed); nothing of it was kept.
+        Failed => "failed",
+        /// A POST without an event: ThriveCart checking the URL.
+        Ping => "ping",
     }
 }
 
@@ -324,24 +340,42 @@ impl From<larder_access::engine::PlanStatus> for DeliveryStatus {
 /// What is recorded of every delivery, whatever its outcome.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub id: larder_access::DeliveryId,
+    pub id: DeliveryId,
     pub app_id: AppId,
     pub received_at: DateTime<Utc>,
     pub event: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub order_id: Option<String>,
-    /// Normalised (trimmed, lowercased).
-    pub customer_email: Option<String>,
-    pub products: Vec<String>,
+    pub customer_email: Option<Email>,
+    pub products: Vec<ProductKey>,
     /// Whether the secret word was checked (false when the app has none).
     pub verified: bool,
     /// The decoded delivery, secret word redacted; `None` when it could not be decoded.
     pub payload: Option<serde_json::Value>,
     /// The entry this one replays.
-    pub replay_of: Option<larder_access::DeliveryId>,
+    pub replay_of: Option<DeliveryId>,
 }
 
-/// Everything [`crate::Store::apply_delivery`] needs besides the record.
+impl NewDelivery {
+    /// A delivery received now for `app`, of which nothing is known yet.
+    pub fn received(app_id: AppId) -> Self {
+        Self {
+            id: DeliveryId::new(),
+            app_id,
+            received_at: Utc::now(),
+            event: None,
+            mode: None,
+            order_id: None,
+            customer_email: None,
+            products: Vec::new(),
+            verified: false,
+            payload: None,
+            replay_of: None,
+        }
+    }
+}
+
+/// Everything [`crate::DeliveryStore::apply_delivery`] needs besides the record.
 #[derive(Debug, Clone)]
 pub struct ApplyDelivery {
     /// `None` for a replay, which never counts as a duplicate.
@@ -350,15 +384,14 @@ pub struct ApplyDelivery {
     pub mappings: std::collections::HashMap<ProductKey, Vec<AccessLevelId>>,
     pub test_mode: TestModePolicy,
     pub cancellation: CancellationPolicy,
-    /// Now, in unix seconds.
-    pub now: i64,
+    pub now: DateTime<Utc>,
 }
 
-/// The outcome of [`crate::Store::apply_delivery`].
+/// The outcome of [`crate::DeliveryStore::apply_delivery`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedDelivery {
     /// The id of the activity entry written for this attempt.
-    pub id: larder_access::DeliveryId,
+    pub id: DeliveryId,
     pub status: DeliveryStatus,
     pub message: String,
 }
@@ -366,22 +399,21 @@ pub struct AppliedDelivery {
 /// An activity log entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {
-    pub id: larder_access::DeliveryId,
+    pub id: DeliveryId,
     pub app_id: AppId,
     pub received_at: DateTime<Utc>,
     pub event: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub status: DeliveryStatus,
     pub order_id: Option<String>,
-    pub customer_email: Option<String>,
-    pub products: Vec<String>,
+    pub customer_email: Option<Email>,
+    pub products: Vec<ProductKey>,
     pub message: String,
     pub verified: bool,
-    /// Only filled by [`crate::Store::get_activity`].
+    /// Filled by [`crate::DeliveryStore::get_activity`] and member exports, not by lists.
     pub payload: Option<serde_json::Value>,
-    /// A JSON array of `{kind, member_id, access_level_id?, product?}`.
-    pub effects: serde_json::Value,
-    pub replay_of: Option<larder_access::DeliveryId>,
+    pub effects: Vec<Effect>,
+    pub replay_of: Option<DeliveryId>,
 }
 
 /// Filters of the activity log; `None` matches everything.
@@ -389,14 +421,14 @@ pub struct DeliveryRecord {
 pub struct ActivityFilter {
     pub status: Option<DeliveryStatus>,
     pub event: Option<String>,
-    pub product: Option<String>,
-    pub email: Option<String>,
+    pub product: Option<ProductKey>,
+    pub email: Option<Email>,
 }
 
 /// A product key seen in deliveries that has no mapping now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmappedProduct {
-    pub product: String,
+    pub product: ProductKey,
     pub deliveries: i64,
     pub last_seen_at: DateTime<Utc>,
 }
@@ -411,56 +443,92 @@ pub struct LevelRef {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pub id: larder_access::MemberId,
+    pub id: MemberId,
     pub app_id: AppId,
-    pub email: String,
+    pub email: Email,
     pub name: Option<String>,
+    /// Created by a test-mode purchase.
     pub test: bool,
     pub created_at: DateTime<Utc>,
-    /// Levels with at least one active grant, by name.
+    /// The levels the member has now: an active grant gives one, unless an override takes it
+    /// away. By name.
     pub access_levels: Vec<LevelRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    pub id: larder_access::GrantId,
+    pub id: GrantId,
     pub access_level_id: AccessLevelId,
-    /// `thrivecart` or `manual`.
-    pub source: String,
-    pub product: Option<String>,
+    pub source: GrantSource,
+    /// The purchased item; `None` on manual grants.
+    pub product: Option<ProductKey>,
+    /// `None` on manual grants.
     pub order_id: Option<String>,
-    /// `active`, `paused` or `revoked`.
-    pub status: String,
+    pub status: ItemStatus,
+    /// A renewal payment failed and no later one succeeded yet.
     pub past_due: bool,
     pub test: bool,
+    pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An admin's override of one level for one member (see [`OverrideStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessOverride {
+    pub member_id: MemberId,
+    pub access_level_id: AccessLevelId,
+    pub status: OverrideStatus,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What [`crate::MemberStore::put_access_override`] sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccessOverride {
+    pub member_id: MemberId,
+    pub access_level_id: AccessLevelId,
+    pub status: OverrideStatus,
+    pub reason: Option<String>,
+}
+
+/// A member with every grant (revoked ones included) and every override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberWithAccess {
+    pub member: Member,
+    pub grants: Vec<Grant>,
+    pub overrides: Vec<AccessOverride>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct MemberFilter {
-    /// Exact match on the normalised email.
-    pub email: Option<String>,
-    /// Members with an active grant of this level.
+    pub email: Option<Email>,
+    /// Members who have this level now.
     pub access_level_id: Option<AccessLevelId>,
 }
 
-/// Effects as stored in the activity log.
-pub fn effects_json(effects: &[larder_access::engine::Effect]) -> serde_json::Value {
-    serde_json::Value::Array(
-        effects
-            .iter()
-            .map(|e| {
-                let mut o = serde_json::Map::new();
-                o.insert("kind".into(), e.kind.as_str().into());
-                o.insert("member_id".into(), e.member_id.to_string().into());
-                if let Some(l) = e.access_level_id {
-                    o.insert("access_level_id".into(), l.to_string().into());
-                }
-                if let Some(p) = &e.product {
-                    o.insert("product".into(), p.to_string().into());
-                }
-                serde_json::Value::Object(o)
-            })
-            .collect(),
-    )
+// --- sign-in ----------------------------------------------------------------------------
+
+/// A member's id and password hash, for sign-in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MemberCredentials {
+    pub member_id: MemberId,
+    /// The argon2id PHC string; `None` before the member set a password.
+    pub password_hash: Option<String>,
+}
+
+impl std::fmt::Debug for MemberCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberCredentials")
+            .field("member_id", &self.member_id)
+            .field("has_password", &self.password_hash.is_some())
+            .finish()
+    }
+}
+
+/// Whose session a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub app_id: AppId,
+    pub member_id: MemberId,
 }

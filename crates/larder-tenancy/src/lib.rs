@@ -24,7 +24,7 @@ use larder_access::{
     AccessLevelId, ApiKeyId, AppId, CancellationPolicy, ProductKey, TestModePolicy,
 };
 use larder_cache::{Cache, CacheKind, MemoryCache};
-use larder_store::{ApiKeyOwner, Integration, Store, StoreError};
+use larder_store::{ApiKeyOwner, DeletedApp, Integration, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// How long a known token or key stays cached. Changes overwrite entries, so this only
@@ -259,6 +259,24 @@ impl Tenancy {
     pub async fn api_key_revoked(&self, key_hash: &str) {
         self.shared_overwrite(&api_key_cache_key(key_hash), NONE, POSITIVE_TTL)
             .await;
+    }
+
+    /// Makes a deleted app's webhook URL and API keys stop working: in this process at once,
+    /// in others within [`NEAR_TTL`] for the URL and at once for the keys.
+    pub async fn app_deleted(&self, app: AppId, gone: &DeletedApp) {
+        if let Some(token) = &gone.webhook_token {
+            self.write_through(&webhook_cache_key(token), NONE).await;
+        }
+        for key_hash in &gone.api_key_hashes {
+            self.api_key_revoked(key_hash).await;
+        }
+        let mappings = mappings_cache_key(app);
+        if let Err(err) = self.shared.delete(&mappings).await {
+            tracing::warn!(error = %err, "could not drop a deleted app's mappings");
+        }
+        if let Some(near) = &self.near {
+            let _ = near.delete(&mappings).await;
+        }
     }
 
     /// The enabled integration a webhook token belongs to; `None` for an unknown token or a

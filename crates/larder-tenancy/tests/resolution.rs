@@ -88,8 +88,9 @@ async fn webhook_lifecycle(t: &Tenancy) {
     );
 
     let new_token = secrets::generate_webhook_token();
-    let (old, tc) = store.rotate_webhook_token(app, &new_token).await.unwrap();
-    t.integration_changed(old.as_deref(), &tc).await;
+    let rotated = store.rotate_webhook_token(app, &new_token).await.unwrap();
+    t.integration_changed(rotated.old_token.as_deref(), &rotated.integration)
+        .await;
     assert!(t.resolve_webhook_token(&token).await.unwrap().is_none());
     assert!(t.resolve_webhook_token(&new_token).await.unwrap().is_some());
 

@@ -1,0 +1,159 @@
+//! Request fields with a published rule: a name, a product key, a secret word. Each type
+//! publishes its rule in the OpenAPI document (`maxLength`, `pattern`) and holds the
+//! sentence that says it, so a request that breaks it is told in words.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use regex::Regex;
+
+/// A name for people: not blank, no control characters.
+pub const NAME_PATTERN: &str =
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
+/// A ThriveCart product ID (`7`) or a typed key (`bump-7`).
+pub const PRODUCT_PATTERN: &str = "^((product|bump|upsell|downsell)-)?0{0,24}[1-9][0-9]{0,23}$";
+/// Anything but blanks.
+pub const NOT_BLANK_PATTERN: &str = "[^\\x00-\\x20]";
+
+/// The sentence for each published pattern, as it reads after the field's name.
+const RULES: [(&str, &str); 3] = [
+    (
+        NAME_PATTERN,
+        "must not be blank and must not hold control characters",
+    ),
+    (
+        PRODUCT_PATTERN,
+        "must be a ThriveCart product ID such as `7`, or a typed key such as `product-7`, \
+         `bump-7`, `upsell-3` or `downsell-2`",
+    ),
+    (NOT_BLANK_PATTERN, "must not be blank"),
+];
+
+/// What breaking `pattern` means, in words.
+pub fn pattern_rule(pattern: &str) -> &'static str {
+    RULES
+        .iter()
+        .find(|(p, _)| *p == pattern)
+        .map_or("is not in the expected form", |(_, rule)| rule)
+}
+
+macro_rules! text_field {
+    ($(#[$doc:meta])* $name:ident, max = $max:expr, pattern = $pattern:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub const MAX_CHARS: usize = $max;
+
+            fn regex() -> &'static Regex {
+                static REGEX: LazyLock<Regex> = LazyLock::new(|| {
+                    Regex::new($pattern).expect("the published pattern is a valid regex")
+                });
+                &REGEX
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Whether `text` keeps the published rules.
+            pub fn is_valid(text: &str) -> bool {
+                text.chars().count() <= $max && Self::regex().is_match(text)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> Cow<'static, str> {
+                "string".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    max_length: Some($max),
+                    pattern: Some($pattern.to_owned()),
+                    ..MetaSchema::new("string")
+                }))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(
+                &'a self,
+            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl ParseFromJSON for $name {
+            fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+                match value {
+                    Some(serde_json::Value::String(text)) if Self::is_valid(&text) => {
+                        Ok($name(text))
+                    }
+                    _ => Err(ParseError::custom(pattern_rule($pattern))),
+                }
+            }
+        }
+
+        impl ToJSON for $name {
+            fn to_json(&self) -> Option<serde_json::Value> {
+                Some(serde_json::Value::String(self.0.clone()))
+            }
+        }
+    };
+}
+
+text_field!(
+    /// A name for people: up to 200 characters, no control characters, not blank.
+    NameField,
+    max = 200,
+    pattern = NAME_PATTERN
+);
+
+text_field!(
+    /// A ThriveCart product ID or typed key, up to 60 characters.
+    ProductField,
+    max = 60,
+    pattern = PRODUCT_PATTERN
+);
+
+text_field!(
+    /// A secret word: up to 200 characters, not blank.
+    SecretWordField,
+    max = 200,
+    pattern = NOT_BLANK_PATTERN
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_their_published_rules() {
+        let ok = |v: &str| NameField::parse_from_json(Some(v.into())).is_ok();
+        assert!(ok("Gold"));
+        assert!(!ok("   "));
+        assert!(!ok("bad\u{7}name"));
+        assert!(!ok(&"a".repeat(201)));
+        let product = |v: &str| ProductField::parse_from_json(Some(v.into())).is_ok();
+        assert!(product("7") && product("bump-7") && !product("gift-7"));
+        assert_eq!(pattern_rule(NOT_BLANK_PATTERN), "must not be blank");
+    }
+}

@@ -1,0 +1,257 @@
+//! Typed path and query parameters: each publishes its rule in the OpenAPI document, is
+//! parsed once by poem-openapi, and says what is wrong in words (`app_id` is not a valid
+//! id) rather than in a validator's terms.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
+
+/// The published form of every id: a canonical, hyphenated UUID.
+pub const ID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// An id in a path or query parameter (`Path<PathId<AppId>>`), parsed into its typed id.
+/// A malformed one is 400 `invalid_parameter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathId<T>(pub T);
+
+impl<T> std::ops::Deref for PathId<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+macro_rules! scalar_type {
+    ($ty:ty, $name:literal, $schema:expr) => {
+        fn name() -> Cow<'static, str> {
+            $name.into()
+        }
+
+        fn schema_ref() -> MetaSchemaRef {
+            MetaSchemaRef::Inline(Box::new($schema))
+        }
+
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(self.as_raw_value().into_iter())
+        }
+    };
+}
+
+impl<T: FromStr + Send + Sync> Type for PathId<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    scalar_type!(
+        Self,
+        "string_id",
+        MetaSchema {
+            pattern: Some(ID_PATTERN.into()),
+            ..MetaSchema::new("string")
+        }
+    );
+}
+
+impl<T: FromStr + Send + Sync> ParseFromParameter for PathId<T> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        // Only the canonical form: the typed ids refuse other spellings of a UUID.
+        value
+            .parse()
+            .map(PathId)
+            .map_err(|_| ParseError::custom("is not a valid id"))
+    }
+}
+
+/// The largest page a list answers.
+pub const MAX_LIMIT: u32 = larder_store::MAX_PAGE_SIZE;
+
+/// `limit`: a page size from 1 to 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit(pub u32);
+
+impl Type for PageLimit {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    scalar_type!(
+        Self,
+        "page_limit",
+        MetaSchema {
+            format: Some("uint32"),
+            minimum: Some(1.0),
+            maximum: Some(f64::from(MAX_LIMIT)),
+            ..MetaSchema::new("integer")
+        }
+    );
+}
+
+impl ParseFromParameter for PageLimit {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        match value.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(PageLimit(n)),
+            _ => Err(ParseError::custom(format!(
+                "must be a whole number from 1 to {MAX_LIMIT}"
+            ))),
+        }
+    }
+}
+
+/// The published form of a cursor.
+pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]{22}$";
+
+/// `cursor`: the `next_cursor` of the previous page, opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(pub uuid::Uuid);
+
+impl Type for Cursor {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    scalar_type!(
+        Self,
+        "cursor",
+        MetaSchema {
+            pattern: Some(CURSOR_PATTERN.into()),
+            ..MetaSchema::new("string")
+        }
+    );
+}
+
+impl ParseFromParameter for Cursor {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        crate::paging::decode_cursor(value)
+            .map(Cursor)
+            .ok_or_else(|| {
+                ParseError::custom("is not one this API handed out; pass `next_cursor` as given")
+            })
+    }
+}
+
+/// An enum in a query parameter (`Query<Option<OneOf<ActivityStatus>>>`): published as the
+/// enum itself, and a value outside it is refused naming the values there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OneOf<T>(pub T);
+
+impl<T: Type> Type for OneOf<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<T: ParseFromParameter> ParseFromParameter for OneOf<T> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        T::parse_from_parameter(value).map(OneOf).map_err(|_| {
+            ParseError::custom(format!("must be one of: {}", enum_values::<T>().join(", ")))
+        })
+    }
+}
+
+/// The values an enum type publishes, in order.
+pub fn enum_values<T: Type>() -> Vec<String> {
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    let schema = match T::schema_ref() {
+        MetaSchemaRef::Inline(schema) => Some(*schema),
+        MetaSchemaRef::Reference(name) => registry.schemas.get(&name).cloned(),
+    };
+    schema
+        .map(|s| {
+            s.enum_items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A nullable enum field (`#[oai(nullable)] Option<NullableEnum<T>>`), written out where it
+/// is used: `{"type": "string", "enum": [..., null], "nullable": true}`, as OpenAPI 3.0 wants
+/// it, instead of `allOf` around a reference, which generators and linters misread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NullableEnum<T>(pub T);
+
+impl<T: Type> Type for NullableEnum<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut registry = Registry::new();
+        T::register(&mut registry);
+        match T::schema_ref() {
+            MetaSchemaRef::Reference(name) => match registry.schemas.remove(&name) {
+                Some(mut schema) => {
+                    schema.title = None;
+                    schema.rust_typename = None;
+                    schema.nullable = true;
+                    schema.enum_items.push(serde_json::Value::Null);
+                    MetaSchemaRef::Inline(Box::new(schema))
+                }
+                None => MetaSchemaRef::Reference(name),
+            },
+            inline => inline,
+        }
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<T: poem_openapi::types::ToJSON> poem_openapi::types::ToJSON for NullableEnum<T> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.to_json()
+    }
+}
+
+impl<T: poem_openapi::types::ParseFromJSON> poem_openapi::types::ParseFromJSON for NullableEnum<T> {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        T::parse_from_json(value)
+            .map(NullableEnum)
+            .map_err(ParseError::propagate)
+    }
+}
