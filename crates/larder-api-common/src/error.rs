@@ -489,12 +489,46 @@ pub fn error_response(err: poem::Error, allow: Option<&str>) -> Response {
 }
 
 /// A parameter's problem as a sentence. Larder's own parameter types give reasons that read
-/// on after the name (`is not a valid id`); poem's own reasons (validator rules, type
-/// names) are not for people, so they get a plain one.
+/// on after the name (`is not a valid id`), which poem-openapi wraps as `failed to parse
+/// "<type>": <reason>`, maybe followed by ` (occurred while parsing "<type>")`; poem's own
+/// reasons (validator rules, type names) are not for people, so they get a plain one.
 fn parameter_message(name: &str, reason: &str) -> String {
-    if reason.starts_with("is ") || reason.starts_with("must ") {
-        format!("`{name}` {reason}.")
-    } else {
-        format!("`{name}` is not a valid value for this parameter.")
+    let ours = reason
+        .strip_prefix("failed to parse \"")
+        .and_then(|rest| rest.split_once("\": "))
+        .map(|(_, rest)| {
+            rest.split(" (occurred while parsing")
+                .next()
+                .unwrap_or(rest)
+        })
+        .filter(|r| r.starts_with("is ") || r.starts_with("must "));
+    match ours {
+        Some(reason) => format!("`{name}` {reason}."),
+        None => format!("`{name}` is not a valid value for this parameter."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_messages_keep_our_reasons_and_drop_poems() {
+        assert_eq!(
+            parameter_message(
+                "limit",
+                "failed to parse \"page_limit\": must be a whole number from 1 to 200 \
+                 (occurred while parsing \"optional_page_limit\")"
+            ),
+            "`limit` must be a whole number from 1 to 200."
+        );
+        assert_eq!(
+            parameter_message("app_id", "failed to parse \"string_id\": is not a valid id"),
+            "`app_id` is not a valid id."
+        );
+        assert_eq!(
+            parameter_message("x", "verification failed. maximum(200, exclusive: false)"),
+            "`x` is not a valid value for this parameter."
+        );
     }
 }

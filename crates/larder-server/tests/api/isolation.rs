@@ -92,6 +92,30 @@ fn operations(c: &Configured) -> Vec<(Method, String, Option<Value>)> {
             format!("{a}/activity/{}/replay", c.delivery),
             None,
         ),
+        (Method::PATCH, a.clone(), Some(json!({"name": "x"}))),
+        (
+            Method::PUT,
+            format!("{a}/members/{}/access-overrides/{}", c.member, c.level),
+            Some(json!({"status": "revoked"})),
+        ),
+        (
+            Method::GET,
+            format!("{a}/members/{}/access-overrides", c.member),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("{a}/members/{}/access-overrides/{}", c.member, c.level),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{a}/members/{}/export", c.member),
+            None,
+        ),
+        // The destructive ones last, so the operator's run reaches every other one first.
+        (Method::DELETE, format!("{a}/members/{}", c.member), None),
+        (Method::DELETE, a.clone(), None),
     ]
 }
 

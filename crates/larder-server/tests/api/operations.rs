@@ -275,7 +275,10 @@ async fn schemathesis_finds_nothing() {
         .arg(format!("{root}/openapi/schemathesis.toml"))
         .arg("run")
         .arg(format!("{root}/openapi/larder.json"))
-        .args(["--url", &t.base, "--checks", "all", "--workers", "2"])
+        // One worker: with two, CPython 3.11's compiler, called from both threads at once,
+        // now and then fails inside schemathesis's generator ("AST constructor recursion
+        // depth mismatch"), which is no finding about the API.
+        .args(["--url", &t.base, "--checks", "all", "--workers", "1"])
         .args(["--max-time", "60", "--seed", "20261127"])
         .args(["-H", &format!("Authorization: Bearer {OPERATOR}")])
         .kill_on_drop(true)

@@ -271,6 +271,40 @@ async fn a_disable_through_one_process_reaches_the_other_within_a_second() {
         .await
         .unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+
+    // An app deleted through one process is gone from the other: its URL within a second,
+    // its keys at once.
+    let key: serde_json::Value = client
+        .post(format!("{}/admin/v1/apps/{app}/api-keys", one.base))
+        .header("authorization", &auth)
+        .json(&json!({"name": "doomed"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["key"].as_str().unwrap();
+    let webhook = format!("{}/webhooks/thrivecart/{token}", two.base);
+    assert_eq!(head(&client, &webhook).await, StatusCode::OK);
+    let status = |token: &str| {
+        let request = client.get(&levels).bearer_auth(token.to_owned()).send();
+        async { request.await.unwrap().status() }
+    };
+    assert_eq!(status(secret).await, StatusCode::OK);
+    let deleted = client
+        .delete(format!("{}/admin/v1/apps/{app}", one.base))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(status(secret).await, StatusCode::UNAUTHORIZED);
+    let took = time_until(&client, &webhook, StatusCode::NOT_FOUND).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the other process took {took:?}"
+    );
 }
 
 #[tokio::test]
