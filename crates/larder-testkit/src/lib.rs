@@ -112,6 +112,31 @@ pub fn fresh_sqlite_path() -> PathBuf {
     dir.join("larder.db")
 }
 
+/// The logs of the service under test, on demand. With `TEST_LOG` set to a filter (`debug`,
+/// `larder_gateway=trace`; `1` means `info`), tests print the service's logs through the
+/// test harness, which shows each failing test's own; without it they log nothing. Call it
+/// first thing in a test (the test kit's spawners do); only the first call counts.
+///
+/// ```sh
+/// TEST_LOG=debug cargo test -p larder-server --test api webhooks
+/// ```
+pub fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(filter) = std::env::var("TEST_LOG") else {
+            return;
+        };
+        let filter = match filter.as_str() {
+            "" | "1" | "true" => "info".to_owned(),
+            _ => filter,
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 /// Panics with a clear message unless Redis answers `PING`.
 pub async fn require_redis() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -88,6 +88,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Validated) -> Self {
+        larder_testkit::init_test_log();
         let listener = larder_server::bind(settings.listen).await.expect("bind");
         let addr = listener.local_addr().expect("bound address");
         let service = larder_server::build(&settings)
