@@ -23,7 +23,7 @@ pub enum Command {
     Openapi,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseSettings {
     /// Where data lives: `postgres://…` for PostgreSQL, `sqlite:…` for an embedded file.
     #[arg(
@@ -35,7 +35,7 @@ pub struct DatabaseSettings {
     pub database_url: String,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeSettings {
     /// Address to listen on.
     #[arg(long, env = "LARDER_LISTEN", default_value = "127.0.0.1:8080")]
@@ -84,7 +84,7 @@ pub enum ConfigError {
 }
 
 /// The validated form of [`ServeSettings`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Validated {
     pub listen: SocketAddr,
     pub public_url: String,
@@ -95,10 +95,63 @@ pub struct Validated {
     pub activity_retention: std::time::Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     Postgres(String),
     Sqlite(String),
+}
+
+// Settings are logged and printed in errors; their `Debug` never shows a secret: URLs lose
+// their passwords, the operator token is only said to be set.
+
+/// What `Debug` shows of a secret: whether it is set.
+fn secret(value: &Option<String>) -> &'static str {
+    if value.is_some() { "[set]" } else { "[unset]" }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+            Database::Sqlite(url) => f.debug_tuple("Sqlite").field(&redact_url(url)).finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("database_url", &redact_url(&self.database_url))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeSettings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("database", &self.database)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("operator_token", &secret(&self.operator_token))
+            .field("activity_retention_days", &self.activity_retention_days)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Validated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validated")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("database", &self.database)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("operator_token", &secret(&self.operator_token))
+            .field("activity_retention", &self.activity_retention)
+            .finish()
+    }
 }
 
 impl Database {
@@ -220,6 +273,26 @@ mod tests {
             let err = serve(&all).validate().unwrap_err().to_string();
             assert!(err.contains(names), "{err}");
             assert!(!err.contains("pw"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let settings = serve(&[
+            "--database-url",
+            "postgres://larder:hunter2@db/larder",
+            "--redis-url",
+            "redis://:s3cret@cache:6379",
+            "--operator-token",
+            "lop_the-operators-own-token",
+        ]);
+        let validated = settings.validate().unwrap();
+        for text in [format!("{settings:?}"), format!("{validated:?}")] {
+            for secret in ["hunter2", "s3cret", "the-operators-own-token"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert!(text.contains("[set]"), "{text}");
+            assert!(text.contains("db/larder"), "{text}");
         }
     }
 
