@@ -222,6 +222,7 @@ impl<T: Type> Type for NullableEnum<T> {
                     schema.title = None;
                     schema.rust_typename = None;
                     schema.nullable = true;
+                    // OpenAPI 3.0.3: `nullable` does not add null to an `enum`; list it.
                     schema.enum_items.push(serde_json::Value::Null);
                     MetaSchemaRef::Inline(Box::new(schema))
                 }

@@ -13,8 +13,6 @@ mod intake;
 
 pub use intake::{Gateway, Refusal, ReplayError, Reply};
 
-use std::borrow::Cow;
-
 use larder_api_common::ErrorCode;
 use larder_store::DeliveryStatus;
 use poem::{IntoResponse, Request, RequestBody, Response};
@@ -100,68 +98,54 @@ pub struct WebhookError {
     pub delivery_id: Option<String>,
 }
 
-/// A ThriveCart delivery as ThriveCart sends it, documented rather than enforced: every
-/// scalar is a string (`"null"` means absent), form bodies nest with PHP bracket keys
-/// (`customer[email]`), and the fields vary by event.
-struct ThriveCartDelivery;
+/// The schema names of a delivery in each encoding.
+const JSON_DELIVERY: &str = "ThriveCartDelivery";
+const FORM_DELIVERY: &str = "ThriveCartDeliveryForm";
 
-impl Type for ThriveCartDelivery {
-    const IS_REQUIRED: bool = false;
-    type RawValueType = ();
-    type RawElementValueType = ();
-
-    fn name() -> Cow<'static, str> {
-        "ThriveCartDelivery".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Reference("ThriveCartDelivery".into())
-    }
-
-    fn register(registry: &mut Registry) {
-        registry.create_schema::<Self, _>("ThriveCartDelivery".into(), |_| {
-            let text = |description: &'static str| {
-                MetaSchemaRef::Inline(Box::new(MetaSchema {
-                    description: Some(description),
-                    ..MetaSchema::new("string")
-                }))
-            };
-            MetaSchema {
-                title: Some("ThriveCartDelivery".into()),
-                description: Some(
-                    "A ThriveCart delivery as ThriveCart sends it: every scalar a string \
-                     (`\"null\"` means absent); form bodies nest with PHP bracket keys \
-                     (`customer[email]`). The fields vary by event and every other field is \
-                     allowed; these are the ones Larder reads first. Without `event` it is a \
-                     ping.",
+/// Registers the schema of a delivery in one encoding: documented rather than enforced,
+/// since the fields vary by event and every other field is allowed.
+/// Any other field is allowed; the JSON schema says so explicitly (`additionalProperties:
+/// {}`), which generators need to keep the rest of a delivery. The form schema does not:
+/// generators refuse form fields they cannot name.
+fn register_delivery<T>(
+    registry: &mut Registry,
+    name: &'static str,
+    encoding: &'static str,
+    open: bool,
+) {
+    registry.create_schema::<T, _>(name.into(), |_| {
+        let text = |description: &'static str| {
+            MetaSchemaRef::Inline(Box::new(MetaSchema {
+                description: Some(description),
+                ..MetaSchema::new("string")
+            }))
+        };
+        MetaSchema {
+            title: Some(name.into()),
+            description: Some(encoding),
+            properties: vec![
+                (
+                    "event",
+                    text("`order.success`, `order.refund`, `order.subscription_cancelled`…"),
                 ),
-                properties: vec![
-                    (
-                        "event",
-                        text("`order.success`, `order.refund`, `order.subscription_cancelled`…"),
-                    ),
-                    (
-                        "thrivecart_secret",
-                        text("The account's secret word; checked, never stored."),
-                    ),
-                    ("mode", text("`live` or `test`.")),
-                    ("order_id", text("ThriveCart's order id.")),
-                ],
-                ..MetaSchema::new("object")
-            }
-        });
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        None
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(std::iter::empty())
-    }
+                (
+                    "thrivecart_secret",
+                    text("The account's secret word; checked, never stored."),
+                ),
+                ("mode", text("`live` or `test`.")),
+                ("order_id", text("ThriveCart's order id.")),
+            ],
+            additional_properties: open
+                .then(|| Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema::ANY)))),
+            ..MetaSchema::new("object")
+        }
+    });
 }
+
+/// Marks the JSON schema of a delivery in the registry.
+struct JsonDelivery;
+/// Marks the form schema of a delivery in the registry.
+struct FormDelivery;
 
 /// The body of a delivery, not read yet: the token is resolved first, so an unknown URL
 /// costs no read of what was sent to it.
@@ -201,24 +185,41 @@ impl<'a> ApiExtractor<'a> for DeliveryBody {
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        ThriveCartDelivery::register(registry);
+        register_delivery::<JsonDelivery>(
+            registry,
+            JSON_DELIVERY,
+            "A ThriveCart delivery as JSON (\"Receive results as JSON\"): every scalar a \
+             string (`\"null\"` means absent), nested objects as ThriveCart nests them. The \
+             fields vary by event and every other field is allowed; these are the ones \
+             Larder reads first. Without `event` it is a ping.",
+            true,
+        );
+        register_delivery::<FormDelivery>(
+            registry,
+            FORM_DELIVERY,
+            "A ThriveCart delivery as a form (ThriveCart's default): PHP bracket keys for \
+             nesting (`customer[email]`, `order[charges][0][name]`). The fields vary by \
+             event and every other field is allowed; these are the ones Larder reads \
+             first. Without `event` it is a ping.",
+            false,
+        );
     }
 
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: Some(
-                "The delivery, in either encoding ThriveCart uses: a form (the default) or \
-                 JSON (\"Receive results as JSON\"). The body is read whatever its \
+                "The delivery, in either encoding ThriveCart uses: JSON (\"Receive results as \
+                 JSON\") or a form (the default). The body is read whatever its \
                  `Content-Type`, which may be missing or wrong; its form tells.",
             ),
             content: vec![
                 MetaMediaType {
-                    content_type: "application/x-www-form-urlencoded",
-                    schema: ThriveCartDelivery::schema_ref(),
+                    content_type: "application/json",
+                    schema: MetaSchemaRef::Reference(JSON_DELIVERY.into()),
                 },
                 MetaMediaType {
-                    content_type: "application/json",
-                    schema: ThriveCartDelivery::schema_ref(),
+                    content_type: "application/x-www-form-urlencoded",
+                    schema: MetaSchemaRef::Reference(FORM_DELIVERY.into()),
                 },
             ],
             required: false,
@@ -369,6 +370,30 @@ pub enum CheckReply {
     Unavailable(Json<WebhookError>),
 }
 
+/// The answer to a HEAD check of a webhook URL: the status alone.
+#[derive(Debug, ApiResponse)]
+pub enum HeadReply {
+    /// The URL belongs to an enabled integration.
+    #[oai(status = 200)]
+    Enabled,
+    /// No enabled ThriveCart integration has this URL.
+    #[oai(status = 404)]
+    NotFound,
+    /// The URL could not be looked up right now; retry later.
+    #[oai(status = 503)]
+    Unavailable,
+}
+
+impl From<CheckReply> for HeadReply {
+    fn from(reply: CheckReply) -> Self {
+        match reply {
+            CheckReply::Enabled(_) => HeadReply::Enabled,
+            CheckReply::NotFound(_) => HeadReply::NotFound,
+            CheckReply::Unavailable(_) => HeadReply::Unavailable,
+        }
+    }
+}
+
 /// The webhook endpoint, as an OpenAPI service.
 #[derive(Debug, Clone)]
 pub struct WebhookApi {
@@ -437,8 +462,8 @@ impl WebhookApi {
         &self,
         /// The last segment of the app's webhook URL.
         token: Path<String>,
-    ) -> CheckReply {
-        self.check(&token).await
+    ) -> HeadReply {
+        self.check(&token).await.into()
     }
 
     /// Receive a ThriveCart delivery

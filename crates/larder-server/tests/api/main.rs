@@ -5,7 +5,9 @@
 
 mod support;
 
+mod admin;
 mod bad_input;
+mod clients;
 mod flow;
 mod isolation;
 mod members;
