@@ -4,11 +4,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use larder_access::engine::Effect;
-use larder_access::{AppId, DeliveryId, ProductKey};
-use larder_api_common::fields::ProductField;
+use larder_access::{AppId, DeliveryId};
 use larder_api_common::{
     About, ApiError, Cursor, ErrorCode, Found, ListItem, Listed, NullableEnum, OneOf, Page,
-    PageLimit, PathId, page_request,
+    PageLimit, PathId, ProductParam, page_request,
 };
 use larder_gateway::ReplayError;
 use larder_store::{ActivityFilter, DeliveryRecord, DeliveryStatus};
@@ -276,49 +275,5 @@ impl ActivityApi {
             .into()),
             Err(ReplayError::Store(e)) => Err(ApiError::from_store(e, "activity entry").into()),
         }
-    }
-}
-
-/// `product` in a query: a ThriveCart product ID or typed key, published with its pattern.
-#[derive(Debug, Clone)]
-pub struct ProductParam(pub ProductKey);
-
-impl poem_openapi::types::Type for ProductParam {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> std::borrow::Cow<'static, str> {
-        "product".into()
-    }
-
-    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        <ProductField as poem_openapi::types::Type>::schema_ref()
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
-
-impl poem_openapi::types::ParseFromParameter for ProductParam {
-    fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
-        let refuse = || {
-            poem_openapi::types::ParseError::custom(larder_api_common::fields::pattern_rule(
-                larder_api_common::fields::PRODUCT_PATTERN,
-            ))
-        };
-        if !ProductField::is_valid(value) {
-            return Err(refuse());
-        }
-        ProductKey::parse(value)
-            .map(ProductParam)
-            .map_err(|_| refuse())
     }
 }

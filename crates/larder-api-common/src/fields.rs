@@ -74,9 +74,7 @@ macro_rules! text_field {
         }
 
         impl Type for $name {
-            const IS_REQUIRED: bool = true;
-            type RawValueType = Self;
-            type RawElementValueType = Self;
+            crate::own_raw_value!();
 
             fn name() -> Cow<'static, str> {
                 "string".into()
@@ -90,15 +88,6 @@ macro_rules! text_field {
                 }))
             }
 
-            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-                Some(self)
-            }
-
-            fn raw_element_iter<'a>(
-                &'a self,
-            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-                Box::new(self.as_raw_value().into_iter())
-            }
         }
 
         impl ParseFromJSON for $name {

@@ -4,6 +4,27 @@
 //! words); typed path and query parameters ([`PathId`]); the one list shape ([`Page`]); and
 //! request fields that publish their rules ([`fields`]).
 
+/// The part of a poem-openapi `Type` impl every value type here shares: it is required, and
+/// it is its own raw value (what validators and the spec see).
+#[macro_export]
+macro_rules! own_raw_value {
+    () => {
+        const IS_REQUIRED: bool = true;
+        type RawValueType = Self;
+        type RawElementValueType = Self;
+
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(self.as_raw_value().into_iter())
+        }
+    };
+}
+
 pub mod answers;
 pub mod body;
 pub mod error;
@@ -18,7 +39,7 @@ pub use error::{
     UNPROCESSABLE, UNSUPPORTED_MEDIA_TYPE, error_response,
 };
 pub use paging::{ListItem, Page, page_request};
-pub use params::{Cursor, NullableEnum, OneOf, PageLimit, PathId};
+pub use params::{Cursor, NullableEnum, OneOf, PageLimit, PathId, ProductParam};
 
 use poem_openapi::Object;
 

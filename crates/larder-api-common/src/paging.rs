@@ -77,9 +77,7 @@ impl<T> Page<T> {
 }
 
 impl<T: ListItem> Type for Page<T> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    crate::own_raw_value!();
 
     fn name() -> Cow<'static, str> {
         T::LIST.into()
@@ -102,16 +100,6 @@ impl<T: ListItem> Type for Page<T> {
                 ..MetaSchema::new("object")
             }
         });
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 

@@ -25,8 +25,9 @@ impl<T> std::ops::Deref for PathId<T> {
     }
 }
 
-macro_rules! scalar_type {
-    ($ty:ty, $name:literal, $schema:expr) => {
+/// The name and inline schema of a parameter type.
+macro_rules! inline_schema {
+    ($name:literal, $schema:expr) => {
         fn name() -> Cow<'static, str> {
             $name.into()
         }
@@ -34,26 +35,13 @@ macro_rules! scalar_type {
         fn schema_ref() -> MetaSchemaRef {
             MetaSchemaRef::Inline(Box::new($schema))
         }
-
-        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-            Some(self)
-        }
-
-        fn raw_element_iter<'a>(
-            &'a self,
-        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-            Box::new(self.as_raw_value().into_iter())
-        }
     };
 }
 
 impl<T: FromStr + Send + Sync> Type for PathId<T> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    crate::own_raw_value!();
 
-    scalar_type!(
-        Self,
+    inline_schema!(
         "string_id",
         MetaSchema {
             pattern: Some(ID_PATTERN.into()),
@@ -80,12 +68,9 @@ pub const MAX_LIMIT: u32 = larder_store::MAX_PAGE_SIZE;
 pub struct PageLimit(pub u32);
 
 impl Type for PageLimit {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    crate::own_raw_value!();
 
-    scalar_type!(
-        Self,
+    inline_schema!(
         "page_limit",
         MetaSchema {
             format: Some("uint32"),
@@ -115,12 +100,9 @@ pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]{22}$";
 pub struct Cursor(pub uuid::Uuid);
 
 impl Type for Cursor {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    crate::own_raw_value!();
 
-    scalar_type!(
-        Self,
+    inline_schema!(
         "cursor",
         MetaSchema {
             pattern: Some(CURSOR_PATTERN.into()),
@@ -145,9 +127,7 @@ impl ParseFromParameter for Cursor {
 pub struct OneOf<T>(pub T);
 
 impl<T: Type> Type for OneOf<T> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    crate::own_raw_value!();
 
     fn name() -> Cow<'static, str> {
         T::name()
@@ -159,16 +139,6 @@ impl<T: Type> Type for OneOf<T> {
 
     fn register(registry: &mut Registry) {
         T::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 
@@ -205,9 +175,7 @@ pub fn enum_values<T: Type>() -> Vec<String> {
 pub struct NullableEnum<T>(pub T);
 
 impl<T: Type> Type for NullableEnum<T> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    crate::own_raw_value!();
 
     fn name() -> Cow<'static, str> {
         T::name()
@@ -231,16 +199,6 @@ impl<T: Type> Type for NullableEnum<T> {
             inline => inline,
         }
     }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
 }
 
 impl<T: poem_openapi::types::ToJSON> poem_openapi::types::ToJSON for NullableEnum<T> {
@@ -254,5 +212,33 @@ impl<T: poem_openapi::types::ParseFromJSON> poem_openapi::types::ParseFromJSON f
         T::parse_from_json(value)
             .map(NullableEnum)
             .map_err(ParseError::propagate)
+    }
+}
+
+/// `product` in a query: a ThriveCart product ID or typed key, published with its pattern.
+#[derive(Debug, Clone)]
+pub struct ProductParam(pub larder_access::ProductKey);
+
+impl Type for ProductParam {
+    crate::own_raw_value!();
+
+    fn name() -> Cow<'static, str> {
+        "product".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        crate::fields::ProductField::schema_ref()
+    }
+}
+
+impl ParseFromParameter for ProductParam {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        use crate::fields::{PRODUCT_PATTERN, ProductField, pattern_rule};
+        if !ProductField::is_valid(value) {
+            return Err(ParseError::custom(pattern_rule(PRODUCT_PATTERN)));
+        }
+        larder_access::ProductKey::parse(value)
+            .map(ProductParam)
+            .map_err(|_| ParseError::custom(pattern_rule(PRODUCT_PATTERN)))
     }
 }
