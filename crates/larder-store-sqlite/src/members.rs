@@ -72,29 +72,20 @@ pub(crate) async fn find_member(
     Ok(member)
 }
 
-async fn member_exists(conn: &mut SqliteConnection, app: AppId, id: MemberId) -> StoreResult<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("select 1 from members where app_id = ?1 and id = ?2")
-            .bind(app.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    Ok(found.is_some())
-}
-
-async fn level_exists(
+/// Whether the app has the row `id` in `table` (`members`, `access_levels`).
+async fn app_has(
     conn: &mut SqliteConnection,
+    table: &'static str,
     app: AppId,
-    id: AccessLevelId,
+    id: impl std::fmt::Display,
 ) -> StoreResult<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("select 1 from access_levels where app_id = ?1 and id = ?2")
-            .bind(app.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
+    let sql = format!("select 1 from {table} where app_id = ?1 and id = ?2");
+    let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(app.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
     Ok(found.is_some())
 }
 
@@ -189,10 +180,10 @@ impl MemberStore for SqliteStore {
         level: AccessLevelId,
     ) -> StoreResult<Grant> {
         let mut tx = self.begin_write().await?;
-        if !member_exists(&mut tx, app, member).await? {
+        if !app_has(&mut tx, "members", app, member).await? {
             return Err(StoreError::NotFound);
         }
-        if !level_exists(&mut tx, app, level).await? {
+        if !app_has(&mut tx, "access_levels", app, level).await? {
             return Err(StoreError::UnknownAccessLevel);
         }
         let sql = format!(
@@ -253,10 +244,10 @@ impl MemberStore for SqliteStore {
         set: NewAccessOverride,
     ) -> StoreResult<(AccessOverride, bool)> {
         let mut tx = self.begin_write().await?;
-        if !member_exists(&mut tx, app, set.member_id).await? {
+        if !app_has(&mut tx, "members", app, set.member_id).await? {
             return Err(StoreError::NotFound);
         }
-        if !level_exists(&mut tx, app, set.access_level_id).await? {
+        if !app_has(&mut tx, "access_levels", app, set.access_level_id).await? {
             return Err(StoreError::UnknownAccessLevel);
         }
         let existed: Option<i64> = sqlx::query_scalar(
@@ -296,7 +287,7 @@ impl MemberStore for SqliteStore {
         member: MemberId,
     ) -> StoreResult<Vec<AccessOverride>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        if !member_exists(&mut conn, app, member).await? {
+        if !app_has(&mut conn, "members", app, member).await? {
             return Err(StoreError::NotFound);
         }
         overrides_of(&mut conn, app, member).await

@@ -1557,19 +1557,7 @@ pub async fn deleting_a_member_erases_them_and_keeps_the_log(store: &dyn Store) 
         &doc(fixture!("01-order-success-single-product")),
     )
     .await;
-    let jordan = store
-        .list_members(
-            app,
-            MemberFilter {
-                email: Some(email("jordan.ellis@example.com")),
-                ..Default::default()
-            },
-            PageRequest::first(10),
-        )
-        .await
-        .unwrap()
-        .items
-        .remove(0);
+    let jordan = member_by_email(store, app, "jordan.ellis@example.com").await;
     store
         .put_access_override(
             app,
@@ -1685,6 +1673,23 @@ pub async fn deleting_a_member_erases_them_and_keeps_the_log(store: &dyn Store) 
     );
 }
 
+async fn member_by_email(store: &dyn Store, app: AppId, address: &str) -> Member {
+    let mut found = store
+        .list_members(
+            app,
+            MemberFilter {
+                email: Some(email(address)),
+                ..Default::default()
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
 async fn only_member_count(store: &dyn Store, app: AppId) -> usize {
     store
         .list_members(app, MemberFilter::default(), PageRequest::first(200))
@@ -1709,19 +1714,7 @@ pub async fn member_activity_holds_their_deliveries(store: &dyn Store) {
         &doc(fixture!("01-order-success-single-product")),
     )
     .await;
-    let jordan = store
-        .list_members(
-            app,
-            MemberFilter {
-                email: Some(email("jordan.ellis@example.com")),
-                ..Default::default()
-            },
-            PageRequest::first(10),
-        )
-        .await
-        .unwrap()
-        .items
-        .remove(0);
+    let jordan = member_by_email(store, app, "jordan.ellis@example.com").await;
     let entries = store.member_activity(app, jordan.id).await.unwrap();
     assert_eq!(
         entries.iter().map(|d| d.id).collect::<Vec<_>>(),

@@ -265,27 +265,11 @@ async fn fixtures_have_their_effects(t: &TestApp, encoding: Encoding) {
     // Every fixture a second time: a duplicate, and nothing changes.
     let before = members(t, &h.app).await;
     for n in 1..=13 {
-        let name = FIXTURES[n - 1];
+        let name = larder_testkit::fixtures::THRIVECART[n - 1].name;
         expect(t, &h, name, encoding, "duplicate").await;
     }
     assert_eq!(members(t, &h.app).await, before);
 }
-
-pub const FIXTURES: [&str; 13] = [
-    "01-order-success-single-product",
-    "02-order-success-bump-and-upsell",
-    "03-order-subscription-payment",
-    "04-order-subscription-cancelled",
-    "05-order-subscription-paused",
-    "06-order-subscription-resumed",
-    "07-order-refund-full",
-    "08-order-refund-bump-only",
-    "09-order-rebill-failed",
-    "10-affiliate-commission-earned",
-    "11-order-success-test-mode",
-    "12-order-success-repeat-customer-blank-name",
-    "13-cart-abandoned",
-];
 
 async fn every_fixture_in_form_encoding(backend: Backend) {
     let t = TestApp::spawn(backend).await;
