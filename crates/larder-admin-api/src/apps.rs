@@ -66,13 +66,23 @@ pub struct CreateApiKeyRequest {
 }
 
 /// A new key. `key` is shown only here; Larder keeps only its hash.
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(example)]
 pub struct CreatedApiKey {
     pub id: String,
     pub name: String,
     pub key: String,
     pub created_at: DateTime<Utc>,
+}
+
+// The key stays out of any `Debug` output.
+impl std::fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Object)]

@@ -185,19 +185,28 @@ pub struct CreateGrantRequest {
 #[oai(example)]
 pub struct SetAccessOverrideRequest {
     pub status: AccessOverrideStatus,
-    /// Why, for the admins who come later (up to 500 characters).
-    #[oai(validator(max_length = 500))]
+    /// Why, for the admins who come later (up to 500 characters); null or absent for none.
+    #[oai(nullable, validator(max_length = 500))]
     pub reason: Option<String>,
 }
 
 /// A set-password link for the member.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct InvitationView {
     /// Send this to the member; it works once, until `expires_at`.
     pub url: String,
     /// The token in `url`, for a front end that builds its own link.
     pub token: String,
     pub expires_at: DateTime<Utc>,
+}
+
+// The link and its token stay out of any `Debug` output.
+impl std::fmt::Debug for InvitationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvitationView")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One change of a grant, from the activity log (or, for a manual grant, the admin's).
@@ -470,6 +479,34 @@ impl MembersApi {
         Ok(Listed::of(Page::whole(
             overrides.into_iter().map(Into::into),
         )))
+    }
+
+    /// Get an access override
+    ///
+    /// The override standing on one of the member's levels; 404 when there is none.
+    #[oai(
+        path = "/:app_id/members/:member_id/access-overrides/:access_level_id",
+        method = "get",
+        operation_id = "getAccessOverride"
+    )]
+    async fn get_override(
+        &self,
+        auth: AdminAuth,
+        app_id: Path<PathId<AppId>>,
+        member_id: Path<PathId<MemberId>>,
+        access_level_id: Path<PathId<AccessLevelId>>,
+    ) -> Result<Found<AccessOverrideView>, ReadFails> {
+        let app = self.state.scope(&auth, &app_id).await?;
+        let level = **access_level_id;
+        self.state
+            .store
+            .list_access_overrides(app, **member_id)
+            .await
+            .about(WHAT)?
+            .into_iter()
+            .find(|o| o.access_level_id == level)
+            .map(Found::of)
+            .ok_or_else(|| ApiError::not_found("access override").into())
     }
 
     /// Take away or suspend an access level

@@ -42,7 +42,7 @@ pub fn pattern_rule(pattern: &str) -> &'static str {
 macro_rules! text_field {
     ($(#[$doc:meta])* $name:ident, max = $max:expr, pattern = $pattern:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[derive(Clone, PartialEq, Eq)]
         pub struct $name(pub String);
 
         impl $name {
@@ -124,11 +124,29 @@ text_field!(
 );
 
 text_field!(
-    /// A secret word: up to 200 characters, not blank.
+    /// A secret word: up to 200 characters, not blank. Its `Debug` never shows it.
     SecretWordField,
     max = 200,
     pattern = NOT_BLANK_PATTERN
 );
+
+impl std::fmt::Debug for NameField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("NameField").field(&self.0).finish()
+    }
+}
+
+impl std::fmt::Debug for ProductField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProductField").field(&self.0).finish()
+    }
+}
+
+impl std::fmt::Debug for SecretWordField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretWordField([redacted])")
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -144,5 +162,7 @@ mod tests {
         let product = |v: &str| ProductField::parse_from_json(Some(v.into())).is_ok();
         assert!(product("7") && product("bump-7") && !product("gift-7"));
         assert_eq!(pattern_rule(NOT_BLANK_PATTERN), "must not be blank");
+        let secret = SecretWordField("K7QX2M9PLD4R".into());
+        assert!(!format!("{secret:?}").contains("K7QX"));
     }
 }

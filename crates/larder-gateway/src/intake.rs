@@ -415,6 +415,8 @@ impl Gateway {
                     delivery_id: done.id,
                 }
             }
+            // The app was deleted while its delivery was on the way: its URL is gone.
+            Err(StoreError::NotFound) => Reply::not_found(),
             Err(err) => {
                 tracing::error!(error = %err, "could not apply a delivery");
                 self.failed(record).await

@@ -163,7 +163,7 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(example)]
 pub struct SetPasswordRequest {
     /// The token of the invitation link.
@@ -173,18 +173,39 @@ pub struct SetPasswordRequest {
     pub password: String,
 }
 
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(example)]
 pub struct SignInRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Object)]
+// The token and the password stay out of any `Debug` output.
+impl std::fmt::Debug for SetPasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetPasswordRequest").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SignInRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInRequest").finish_non_exhaustive()
+    }
+}
+
+#[derive(Object)]
 pub struct SessionView {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SessionView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionView")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Object)]
@@ -216,6 +237,15 @@ fn weak(message: &str) -> ApiError {
     ApiError::validation(ErrorCode::WeakPassword, "password", message)
 }
 
+/// Maps a missing member (erased a moment ago) to `absent`; every other store error to its
+/// answer.
+fn gone_as<T>(absent: T) -> impl FnOnce(larder_store::StoreError) -> Result<T, ApiError> {
+    move |err| match err {
+        larder_store::StoreError::NotFound => Ok(absent),
+        other => Err(ApiError::from_store(other, "member")),
+    }
+}
+
 fn failures_key(app: AppId, email: &str) -> String {
     format!("login:{app}:{}", secrets::hash_token(email))
 }
@@ -245,10 +275,11 @@ impl MemberApi {
         let app = **app_id;
         let store = &self.state.store;
         let token_hash = secrets::hash_token(&body.token);
+        // A member erased meanwhile has no invitation either.
         let member = store
             .find_invitation(app, &token_hash, Utc::now())
             .await
-            .about("member")?
+            .or_else(gone_as(None))?
             .ok_or_else(invalid_token)?;
         if let Some(why) = weakness(&body.password, member.email.as_str()) {
             return Err(weak(why).into());
@@ -263,7 +294,7 @@ impl MemberApi {
         if !store
             .redeem_invitation(app, &token_hash, &hash, Utc::now())
             .await
-            .about("member")?
+            .or_else(gone_as(false))?
         {
             return Err(invalid_token().into());
         }
@@ -334,11 +365,16 @@ impl MemberApi {
         };
         let token = secrets::generate_session_token();
         let expires_at = Utc::now() + chrono::Duration::days(SESSION_TTL_DAYS);
-        self.state
+        // A member erased since the password check has no session to get.
+        match self
+            .state
             .store
             .create_session(app, member, &secrets::hash_token(&token), expires_at)
             .await
-            .about("member")?;
+        {
+            Err(larder_store::StoreError::NotFound) => return Err(invalid_credentials().into()),
+            other => other.about("member")?,
+        }
         Ok(Created::of(SessionView { token, expires_at }))
     }
 

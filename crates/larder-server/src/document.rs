@@ -9,16 +9,16 @@
 //! The document is edited as an ordered tree, so everything else stays as poem-openapi
 //! wrote it, in its order.
 
+use indexmap::IndexMap;
 use larder_api_common::body::JSON_CONTENT_TYPE;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A JSON value whose objects keep their key order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
 enum Node {
-    Object(Vec<(String, Node)>),
+    Object(IndexMap<String, Node>),
     Array(Vec<Node>),
     Scalar(Value),
 }
@@ -26,14 +26,14 @@ enum Node {
 impl Node {
     fn get(&self, key: &str) -> Option<&Node> {
         match self {
-            Node::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Node::Object(fields) => fields.get(key),
             _ => None,
         }
     }
 
     fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
         match self {
-            Node::Object(fields) => fields.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            Node::Object(fields) => fields.get_mut(key),
             _ => None,
         }
     }
@@ -43,9 +43,7 @@ impl Node {
             Node::Object(fields) => Some(fields),
             _ => None,
         };
-        fields
-            .into_iter()
-            .flat_map(|f| f.iter_mut().map(|(k, v)| (&*k, v)))
+        fields.into_iter().flat_map(|f| f.iter_mut())
     }
 
     fn as_str(&self) -> Option<&str> {
@@ -57,97 +55,11 @@ impl Node {
 
     /// Sets `key`, right before `before` when that key is there (else at the end).
     fn insert_before(&mut self, before: &str, key: &str, value: Node) {
-        if let Node::Object(fields) = self {
-            if fields.iter().any(|(k, _)| k == key) {
-                return;
-            }
-            let at = fields
-                .iter()
-                .position(|(k, _)| k == before)
-                .unwrap_or(fields.len());
-            fields.insert(at, (key.to_owned(), value));
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NodeVisitor;
-
-        impl<'de> Visitor<'de> for NodeVisitor {
-            type Value = Node;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-                let mut fields = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Node>()? {
-                    fields.push((k, v));
-                }
-                Ok(Node::Object(fields))
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-                let mut items = Vec::new();
-                while let Some(v) = seq.next_element::<Node>()? {
-                    items.push(v);
-                }
-                Ok(Node::Array(items))
-            }
-
-            fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
-                Ok(Node::Scalar(v.into()))
-            }
-
-            fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.into()))
-            }
-
-            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.into()))
-            }
-
-            fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.into()))
-            }
-
-            fn visit_str<E>(self, v: &str) -> Result<Node, E> {
-                Ok(Node::Scalar(v.into()))
-            }
-
-            fn visit_string<E>(self, v: String) -> Result<Node, E> {
-                Ok(Node::Scalar(v.into()))
-            }
-
-            fn visit_unit<E>(self) -> Result<Node, E> {
-                Ok(Node::Scalar(Value::Null))
-            }
-        }
-
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-impl Serialize for Node {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Node::Object(fields) => {
-                let mut map = serializer.serialize_map(Some(fields.len()))?;
-                for (k, v) in fields {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-            Node::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Node::Scalar(value) => value.serialize(serializer),
+        if let Node::Object(fields) = self
+            && !fields.contains_key(key)
+        {
+            let at = fields.get_index_of(before).unwrap_or(fields.len());
+            fields.shift_insert(at, key.to_owned(), value);
         }
     }
 }
@@ -158,18 +70,18 @@ fn request_body_schemas(doc: &Node) -> Vec<String> {
         return Vec::new();
     };
     paths
-        .iter()
-        .filter_map(|(_, item)| match item {
-            Node::Object(ops) => Some(ops),
+        .values()
+        .filter_map(|item| match item {
+            Node::Object(ops) => Some(ops.values()),
             _ => None,
         })
         .flatten()
-        .filter_map(|(_, op)| {
+        .filter_map(|op| {
             let content = op.get("requestBody")?.get("content")?;
             let Node::Object(types) = content else {
                 return None;
             };
-            let (_, media) = types.iter().find(|(t, _)| t == JSON_CONTENT_TYPE)?;
+            let media = types.get(JSON_CONTENT_TYPE)?;
             let reference = media.get("schema")?.get("$ref")?.as_str()?;
             reference.rsplit('/').next().map(str::to_owned)
         })

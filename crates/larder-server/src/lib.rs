@@ -232,10 +232,18 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         passwords: Passwords::new(cores),
     };
     let api = openapi_service(state, members.clone(), tenancy.clone());
-    let spec = document::finish(&api.spec());
+    let written = api.spec();
+    let spec = document::finish(&written);
     let allow = Arc::new(http::AllowIndex::new(&spec));
-    // The browsable UI shows the finished document too.
-    let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
+    // The browsable UI shows the finished document too: poem-openapi embeds the document it
+    // wrote in the page, so that is swapped for the finished one.
+    let docs = api.swagger_ui_html();
+    if !docs.contains(&written) {
+        tracing::warn!(
+            "the /docs page does not embed the written document; it shows it unfinished"
+        );
+    }
+    let docs = docs.replacen(&written, &spec, 1);
     let metrics = Metrics::new();
     let route = Route::new()
         .nest("/", api)

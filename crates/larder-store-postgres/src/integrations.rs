@@ -16,6 +16,18 @@ impl PgStore {
         change: IntegrationChange,
     ) -> StoreResult<(Integration, Integration)> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Hold the app while its integration changes: a deletion of the app waits for this
+        // change (or this one finds no app), so a token this change publishes is never one
+        // the deletion did not see.
+        let app_row: Option<i32> =
+            sqlx::query_scalar("select 1 from apps where id = $1 for key share")
+                .bind(app.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if app_row.is_none() {
+            return Err(StoreError::NotFound);
+        }
         let sql = format!(
             "insert into thrivecart_integrations (app_id) select id from apps where id = $1 \
              on conflict (app_id) do update set app_id = excluded.app_id \

@@ -68,6 +68,21 @@ pub(crate) async fn find_member(
     Ok(member)
 }
 
+async fn has_member<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    app: AppId,
+    member: MemberId,
+) -> StoreResult<bool> {
+    let found: Option<i32> =
+        sqlx::query_scalar("select 1 from members where app_id = $1 and id = $2")
+            .bind(app.as_uuid())
+            .bind(member.as_uuid())
+            .fetch_optional(executor)
+            .await
+            .map_err(map_err)?;
+    Ok(found.is_some())
+}
+
 async fn overrides_of(
     conn: &mut PgConnection,
     app: AppId,
@@ -157,14 +172,7 @@ impl MemberStore for PgStore {
         member: MemberId,
         level: AccessLevelId,
     ) -> StoreResult<Grant> {
-        let found: Option<i32> =
-            sqlx::query_scalar("select 1 from members where app_id = $1 and id = $2")
-                .bind(app.as_uuid())
-                .bind(member.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
-        if found.is_none() {
+        if !has_member(&self.pool, app, member).await? {
             return Err(StoreError::NotFound);
         }
         let sql = format!(
@@ -256,14 +264,7 @@ impl MemberStore for PgStore {
         member: MemberId,
     ) -> StoreResult<Vec<AccessOverride>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let found: Option<i32> =
-            sqlx::query_scalar("select 1 from members where app_id = $1 and id = $2")
-                .bind(app.as_uuid())
-                .bind(member.as_uuid())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?;
-        if found.is_none() {
+        if !has_member(&mut *conn, app, member).await? {
             return Err(StoreError::NotFound);
         }
         overrides_of(&mut conn, app, member).await
@@ -305,46 +306,56 @@ impl MemberStore for PgStore {
         // none is half-way through writing them while they go.
         advisory_lock(&mut tx, &lock_key(app, "email", &email)).await?;
         let email = Email::parse(&email).map_err(StoreError::internal)?;
-        // Also entries that mention the email anywhere (a kept raw body, say), in plain or
-        // form encoding.
+        // The member's own entries, and any other that may mention them: the email in the
+        // payload's text, or a kept raw body (its encoding is decided in Rust).
         let sql = member_deliveries_sql(
-            "id, payload",
-            "or strpos(lower(payload::text), $4) > 0 or strpos(lower(payload::text), $5) > 0",
+            "id, payload, coalesce(customer_email = $2 or effects @> \
+             jsonb_build_array(jsonb_build_object('member_id', $3::text)), false) as theirs",
+            "or strpos(lower(payload::text), $2) > 0 or payload ? 'raw'",
         );
-        let mentions: Vec<(Uuid, Option<Json<serde_json::Value>>)> =
+        let candidates: Vec<(Uuid, Option<Json<serde_json::Value>>, bool)> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(app.as_uuid())
                 .bind(email.as_str())
                 .bind(member.to_string())
-                .bind(email.as_str())
-                .bind(email.as_str().replace('@', "%40"))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        let erased = mentions.len() as u64;
-        for (id, payload) in mentions {
-            let payload = payload.map(|Json(mut p)| {
-                erase_personal_data(&mut p, &email, name.as_deref());
-                p
-            });
+        let mut erased = 0;
+        for (id, payload, theirs) in candidates {
+            let mut payload = payload.map(|Json(p)| p);
+            let changed = payload
+                .as_mut()
+                .is_some_and(|p| erase_personal_data(p, theirs, &email, name.as_deref()));
+            if !changed && !theirs {
+                continue;
+            }
+            erased += 1;
             sqlx::query(
-                "update deliveries set payload = $3, customer_email = null, updated_at = now() \
-                 where app_id = $1 and id = $2",
+                "update deliveries set payload = $3, \
+                 customer_email = case when $4 then null else customer_email end, \
+                 updated_at = now() where app_id = $1 and id = $2",
             )
             .bind(app.as_uuid())
             .bind(id)
             .bind(payload)
+            .bind(theirs)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         }
-        // Grants, overrides, order items, sessions and invitations cascade.
-        sqlx::query("delete from members where app_id = $1 and id = $2")
+        // Grants, overrides, order items, sessions and invitations cascade. A concurrent
+        // erasure that got here first leaves nothing to delete: then this one is a 404, and
+        // its updates roll back with it.
+        let done = sqlx::query("delete from members where app_id = $1 and id = $2")
             .bind(app.as_uuid())
             .bind(member.as_uuid())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(erased)
     }

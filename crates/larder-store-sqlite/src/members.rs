@@ -327,36 +327,41 @@ impl MemberStore for SqliteStore {
                 .map_err(map_err)?;
         let (email, name) = who.ok_or(StoreError::NotFound)?;
         let email = Email::parse(&email).map_err(StoreError::internal)?;
-        // Also entries that mention the email anywhere (a kept raw body, say), in plain or
-        // form encoding.
+        // The member's own entries, and any other that may mention them: the email in the
+        // payload's text, or a kept raw body (its encoding is decided in Rust).
         let sql = member_deliveries_sql(
-            "id, payload",
-            "or instr(lower(payload), ?4) > 0 or instr(lower(payload), ?5) > 0",
+            "id, payload, coalesce(customer_email = ?2 or exists (select 1 from json_each(effects) e \
+             where json_extract(e.value, '$.member_id') = ?3), false) as theirs",
+            "or instr(lower(payload), ?2) > 0 or json_extract(payload, '$.raw') is not null",
         );
-        let mentions: Vec<(String, Option<Json<serde_json::Value>>)> =
+        let candidates: Vec<(String, Option<Json<serde_json::Value>>, bool)> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(app.to_string())
                 .bind(email.as_str())
                 .bind(member.to_string())
-                .bind(email.as_str())
-                .bind(email.as_str().replace('@', "%40"))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        let erased = mentions.len() as u64;
+        let mut erased = 0;
         let at = now();
-        for (id, payload) in mentions {
-            let payload = payload.map(|Json(mut p)| {
-                erase_personal_data(&mut p, &email, name.as_deref());
-                Json(p)
-            });
+        for (id, payload, theirs) in candidates {
+            let mut payload = payload.map(|Json(p)| p);
+            let changed = payload
+                .as_mut()
+                .is_some_and(|p| erase_personal_data(p, theirs, &email, name.as_deref()));
+            if !changed && !theirs {
+                continue;
+            }
+            erased += 1;
             sqlx::query(
-                "update deliveries set payload = ?3, customer_email = null, updated_at = ?4 \
-                 where app_id = ?1 and id = ?2",
+                "update deliveries set payload = ?3, \
+                 customer_email = case when ?4 then null else customer_email end, \
+                 updated_at = ?5 where app_id = ?1 and id = ?2",
             )
             .bind(app.to_string())
             .bind(id)
-            .bind(payload)
+            .bind(payload.map(Json))
+            .bind(theirs)
             .bind(&at)
             .execute(&mut *tx)
             .await

@@ -55,6 +55,7 @@ macro_rules! contract_cases {
             overrides_take_a_level_away_until_lifted,
             deleting_a_member_erases_them_and_keeps_the_log,
             member_activity_holds_their_deliveries,
+            erasing_a_member_leaves_other_customers_alone,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -1737,4 +1738,56 @@ pub async fn member_activity_holds_their_deliveries(store: &dyn Store) {
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+pub async fn erasing_a_member_leaves_other_customers_alone(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    // Jordan, and a member whose address is a part of Jordan's.
+    let jordans = deliver(
+        store,
+        app,
+        &doc(fixture!("02-order-success-bump-and-upsell")),
+    )
+    .await;
+    let mut ellis = doc(fixture!("01-order-success-single-product"));
+    ellis["customer"]["email"] = "ellis@example.com".into();
+    ellis["order_id"] = "4200001".into();
+    ellis["invoice_id"] = "000200001".into();
+    deliver(store, app, &ellis).await;
+    // Mika is the affiliate of River's order, and also buys something herself.
+    let rivers = deliver(store, app, &doc(fixture!("10-affiliate-commission-earned"))).await;
+    let mut mika = doc(fixture!("01-order-success-single-product"));
+    mika["customer"]["email"] = "mika.affiliate@example.org".into();
+    mika["customer"]["name"] = "Mika Santos".into();
+    mika["order_id"] = "4200002".into();
+    mika["invoice_id"] = "000200002".into();
+    deliver(store, app, &mika).await;
+
+    let gone = member_by_email(store, app, "ellis@example.com").await;
+    store.delete_member(app, gone.id).await.unwrap();
+    let kept = store.get_activity(app, jordans.id).await.unwrap();
+    assert_eq!(
+        kept.customer_email.map(|e| e.to_string()).as_deref(),
+        Some("jordan.ellis@example.com")
+    );
+    assert_eq!(
+        kept.payload.as_ref(),
+        Some(&doc(fixture!("02-order-success-bump-and-upsell")))
+    );
+
+    let mika = member_by_email(store, app, "mika.affiliate@example.org").await;
+    store.delete_member(app, mika.id).await.unwrap();
+    let river = store.get_activity(app, rivers.id).await.unwrap();
+    let payload = river.payload.unwrap();
+    assert_eq!(payload["customer"]["email"], "river.okafor@example.org");
+    assert_eq!(payload["affiliate"]["email"], personal_data::ERASED);
+    assert_eq!(payload["affiliate"]["name"], "Mika Santos");
+    // Jordan is still there, whole.
+    assert_eq!(
+        member_by_email(store, app, "jordan.ellis@example.com")
+            .await
+            .email
+            .as_str(),
+        "jordan.ellis@example.com"
+    );
 }

@@ -324,10 +324,17 @@ impl Tenancy {
         self.publish_integration(now).await;
         let this = self.clone();
         let app = now.app_id;
+        let token = now.webhook_token.clone();
         tokio::spawn(async move {
             tokio::time::sleep(SETTLE_AFTER).await;
             match this.store.get_integration(app).await {
                 Ok(latest) => this.publish_integration(&latest).await,
+                // The app went meanwhile: whatever was published of it is gone too.
+                Err(StoreError::NotFound) => {
+                    if let Some(token) = token {
+                        this.write_through(&webhook_cache_key(&token), NONE).await;
+                    }
+                }
                 Err(err) => tracing::warn!(error = %err, "could not settle an integration"),
             }
         });

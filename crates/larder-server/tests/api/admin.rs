@@ -85,6 +85,9 @@ async fn an_override_takes_purchased_access_away_until_lifted(backend: Backend) 
         .await;
     assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
     assert_eq!(replaced.body["reason"], Value::Null);
+    let one = t.get(&on_gold, &c.key).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(one.body["status"], "paused");
     let listed = t.get(&overrides, &c.key).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(listed.body["items"][0]["status"], "paused");
@@ -97,6 +100,7 @@ async fn an_override_takes_purchased_access_away_until_lifted(backend: Backend) 
     t.delete(&on_gold, &c.key)
         .await
         .assert_error(404, "not_found");
+    t.get(&on_gold, &c.key).await.assert_error(404, "not_found");
 
     // A level or member that is not the app's is not there; a bad status is refused.
     let other = t.configured_app("B").await;

@@ -104,6 +104,11 @@ fn operations(c: &Configured) -> Vec<(Method, String, Option<Value>)> {
             None,
         ),
         (
+            Method::GET,
+            format!("{a}/members/{}/access-overrides/{}", c.member, c.level),
+            None,
+        ),
+        (
             Method::DELETE,
             format!("{a}/members/{}/access-overrides/{}", c.member, c.level),
             None,

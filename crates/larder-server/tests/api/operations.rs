@@ -85,7 +85,28 @@ async fn openapi_document_and_docs_are_served(backend: Backend) {
     assert!(docs.text().await.unwrap().contains("swagger"));
 }
 
+/// `/docs` shows the document `/openapi.json` serves, finished (public operations marked
+/// `security: []`), not poem-openapi's own.
+async fn the_browsable_docs_show_the_published_document(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let docs = t
+        .client()
+        .get(format!("{}/docs", t.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        docs.contains("\"security\": []"),
+        "the page embeds the unfinished document"
+    );
+    assert!(docs.contains("\"additionalProperties\": false"));
+}
+
 crate::on_both_backends!(
+    the_browsable_docs_show_the_published_document,
     health_and_readiness_answer,
     metrics_count_requests_by_operation,
     openapi_document_and_docs_are_served,
