@@ -1,6 +1,7 @@
 //! Larder's cache: idempotency keys and cached lookups behind one interface.
 //!
-//! [`RedisCache`] is used when `REDIS_URL` is set and is shared by every Larder process;
+//! [`RedisCache`] is used when `REDIS_URL` (one Redis) or `LARDER_REDIS_CLUSTER_URLS` (a Redis
+//! Cluster) is set and is shared by every Larder process;
 //! [`MemoryCache`] (moka) is the in-process fallback. Both promise the same things: every
 //! entry expires after the TTL it was written with, [`Cache::set`] overwrites,
 //! [`Cache::set_if_absent`] is atomic (exactly one of several racing callers wins), and keys
@@ -61,11 +62,59 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
 // --- Redis ----------------------------------------------------------------------------------
 
 /// The shared cache. One multiplexed connection, reconnected automatically.
+///
+/// On a cluster each command goes to the node that owns its key's slot. Every command and
+/// every pipeline here touches exactly one key, so no two keys ever need to meet in a slot
+/// and none carries a hash tag: the keys spread over all the nodes. (The prefix is not a
+/// tag either; as one it would put every key on a single node.) A command that someday
+/// uses two keys together must give them one tag, `{…}`, or the cluster refuses it.
 #[derive(Clone)]
 pub struct RedisCache {
-    conn: redis::aio::ConnectionManager,
+    conn: Connection,
     prefix: Arc<str>,
 }
+
+/// One Redis, or a cluster's nodes, behind one connection type.
+#[derive(Clone)]
+enum Connection {
+    One(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::One(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::One(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::One(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How long a command may wait for its answer before the caller treats the cache as down.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl fmt::Debug for RedisCache {
     // The URL may carry a password; show neither.
@@ -81,8 +130,8 @@ impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> CacheResult<Self> {
         let client = redis::Client::open(url).map_err(CacheError)?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = client
@@ -90,9 +139,33 @@ impl RedisCache {
             .await
             .map_err(CacheError)?;
         Ok(Self {
-            conn,
+            conn: Connection::One(conn),
             prefix: prefix.into(),
         })
+    }
+
+    /// Connects to a Redis Cluster through `nodes` (any of its nodes; the others are
+    /// discovered). A node that fails over or restarts is found again on the next command.
+    pub async fn connect_cluster(nodes: &[String], prefix: &str) -> CacheResult<Self> {
+        let client = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(CONNECTION_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(2)
+            .build()
+            .map_err(CacheError)?;
+        let conn = client.get_async_connection().await.map_err(CacheError)?;
+        let cache = Self {
+            conn: Connection::Cluster(conn),
+            prefix: prefix.into(),
+        };
+        // The connection is made lazily; a cluster nobody answers for is an error now.
+        cache.ping().await?;
+        Ok(cache)
+    }
+
+    /// Whether this cache talks to a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Connection::Cluster(_))
     }
 
     fn key(&self, key: &str) -> String {
@@ -100,8 +173,12 @@ impl RedisCache {
     }
 
     /// Deletes every key under this cache's prefix (tests clean up their namespace with it).
+    /// On a cluster, SCAN sees one node only: there each key is deleted by name instead, so
+    /// only keys the caller names can be cleared (see [`RedisCache::delete`]).
     pub async fn clear_prefix(&self) -> CacheResult<()> {
-        let mut conn = self.conn.clone();
+        let Connection::One(mut conn) = self.conn.clone() else {
+            return Ok(());
+        };
         let pattern = format!("{}*", self.prefix);
         let mut cursor: u64 = 0;
         loop {
@@ -138,7 +215,8 @@ impl Cache for RedisCache {
 
     async fn ping(&self) -> CacheResult<()> {
         let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING")
+        // On a cluster PING goes to every primary: the answer is only OK when all do.
+        let _: redis::Value = redis::cmd("PING")
             .query_async(&mut conn)
             .await
             .map_err(CacheError)?;

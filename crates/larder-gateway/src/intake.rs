@@ -7,21 +7,27 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use larder_access::thrivecart::{self, Delivery, field, parse_delivery};
 use larder_access::{AppId, DeliveryId, Email};
 use larder_cache::Cache;
-use larder_store::{ApplyDelivery, DeliveryRecord, DeliveryStatus, NewDelivery, Store, StoreError};
+use larder_metrics::{Lookup, event_label};
+use larder_store::{
+    ApplyDelivery, DeliveryRecord, DeliveryStatus, NewDelivery, Store, StoreError, call_span,
+};
 use larder_tenancy::{LiveIntegration, Tenancy, secrets};
 use poem::http::StatusCode;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::decode::decode_body;
 
 /// How long a processed delivery's fingerprint answers repeats from the cache.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The idempotency cache, as metrics and spans name it.
+const IDEMPOTENCY_CACHE: &str = "idempotency";
 /// How much of an undecodable body the activity log keeps.
 const RAW_KEPT_BYTES: usize = 16 * 1024;
 
@@ -239,21 +245,52 @@ impl Gateway {
     }
 
     /// Handles one delivery to `live`'s URL: decode → verify → parse → dedupe → apply.
-    #[tracing::instrument(skip_all, fields(app_id = %live.app_id, delivery_id, event, outcome))]
+    ///
+    /// Its span (`webhook.intake`) carries the app, the activity entry, the event (folded
+    /// into the known ones, as in the metrics) and the outcome; the cache and store calls
+    /// are its children.
+    #[tracing::instrument(
+        name = "webhook.intake",
+        skip_all,
+        fields(
+            larder.app_id = %live.app_id,
+            larder.delivery_id,
+            thrivecart.event,
+            larder.outcome,
+        )
+    )]
     pub async fn receive_for(
         &self,
         live: &LiveIntegration,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Reply {
+        let started = Instant::now();
         let mut record = NewDelivery::received(live.app_id);
         let span = tracing::Span::current();
-        span.record("delivery_id", tracing::field::display(record.id));
+        span.record("larder.delivery_id", tracing::field::display(record.id));
         let reply = match self.intake(live, &mut record, content_type, body).await {
             ControlFlow::Continue(reply) | ControlFlow::Break(reply) => reply,
         };
-        span.record("outcome", reply.outcome());
+        let event = event_label(record.event.as_deref());
+        span.record("thrivecart.event", event);
+        span.record("larder.outcome", reply.outcome());
+        let metrics = self.tenancy.metrics();
+        metrics.delivery(event, reply.outcome());
+        metrics.intake(started.elapsed().as_secs_f64());
         reply
+    }
+
+    /// Counts a delivery answered before its body was read or decoded (an unknown URL, a
+    /// body over the limit): it has no event.
+    pub fn count_unread(&self, reply: &Reply) {
+        self.tenancy
+            .metrics()
+            .delivery(event_label(None), reply.outcome());
+    }
+
+    fn store_span(&self, operation: &'static str) -> tracing::Span {
+        call_span(self.store().backend(), operation)
     }
 
     async fn intake(
@@ -270,7 +307,6 @@ impl Gateway {
                 .answer(record, DeliveryStatus::Ping, "Ping: nothing to apply.")
                 .await;
         }
-        tracing::Span::current().record("event", record.event.as_deref().unwrap_or_default());
         self.verify(live, record, secret.as_deref()).await?;
         let delivery = self.parse(record, &doc).await?;
         let fingerprint = thrivecart::fingerprint(&doc);
@@ -366,8 +402,26 @@ impl Gateway {
     /// The fast answer to a repeat the cache knows; the database's unique fingerprint still
     /// decides for those it does not.
     async fn answer_known_repeat(&self, record: &NewDelivery, idem: &str) -> Step<()> {
-        match self.cache().get(idem).await {
+        let span = tracing::info_span!(
+            "cache.lookup",
+            larder.cache = IDEMPOTENCY_CACHE,
+            larder.cache.result = tracing::field::Empty
+        );
+        let found = self.cache().get(idem).instrument(span.clone()).await;
+        let result = match &found {
+            Ok(Some(_)) => Lookup::Hit,
+            Ok(None) => Lookup::Miss,
+            Err(err) => {
+                tracing::warn!(error = %err, "idempotency cache read failed; the database decides");
+                Lookup::Error
+            }
+        };
+        span.record("larder.cache.result", result.label());
+        let metrics = self.tenancy.metrics();
+        metrics.cache_lookup(IDEMPOTENCY_CACHE, result);
+        match found {
             Ok(Some(original)) => {
+                metrics.fast_path();
                 let message = format!("Duplicate of delivery {original}; nothing changed.");
                 self.answer(record, DeliveryStatus::Duplicate, &message)
                     .await
@@ -400,12 +454,21 @@ impl Gateway {
             cancellation: live.cancellation,
             now: Utc::now(),
         };
-        match self.store().apply_delivery(record, apply).await {
+        let applied = self
+            .store()
+            .apply_delivery(record, apply)
+            .instrument(self.store_span("apply_delivery"))
+            .await;
+        match applied {
             Ok(done) => {
                 if done.status != DeliveryStatus::Duplicate
                     && let Err(err) = self
                         .cache()
                         .set(idem, &done.id.to_string(), IDEMPOTENCY_TTL)
+                        .instrument(tracing::info_span!(
+                            "cache.set",
+                            larder.cache = IDEMPOTENCY_CACHE
+                        ))
                         .await
                 {
                     tracing::warn!(error = %err, "could not cache a delivery fingerprint");
@@ -431,7 +494,12 @@ impl Gateway {
         status: DeliveryStatus,
         message: &str,
     ) -> Option<DeliveryId> {
-        match self.store().record_delivery(record, status, message).await {
+        let recorded = self
+            .store()
+            .record_delivery(record, status, message)
+            .instrument(self.store_span("record_delivery"))
+            .await;
+        match recorded {
             Ok(()) => Some(record.id),
             Err(err) => {
                 tracing::error!(error = %err, status = status.as_str(), "could not record a delivery");

@@ -26,11 +26,6 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, Enum, ExtractParamOptions, Object, OpenApi, Tags,
 };
 
-/// The outcome of a delivery (`applied`, `duplicate`… or an error code), attached to the
-/// response so the server can count deliveries by outcome.
-#[derive(Debug, Clone)]
-pub struct DeliveryOutcome(pub &'static str);
-
 /// Largest delivery body read (413 beyond).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 
@@ -328,9 +323,8 @@ impl ApiResponse for Receipt {
 impl IntoResponse for Receipt {
     fn into_response(self) -> Response {
         let reply = self.0;
-        let outcome = reply.outcome();
         let status = reply.status();
-        let mut resp = match reply {
+        match reply {
             Reply::Recorded {
                 status,
                 delivery_id,
@@ -350,9 +344,7 @@ impl IntoResponse for Receipt {
             })
             .with_status(status)
             .into_response(),
-        };
-        resp.set_data(DeliveryOutcome(outcome));
-        resp
+        }
     }
 }
 
@@ -483,13 +475,17 @@ impl WebhookApi {
         token: Path<String>,
         body: DeliveryBody,
     ) -> Receipt {
-        let live = match self.gateway.resolve(&token).await {
-            Ok(live) => live,
-            Err(reply) => return Receipt(reply),
+        let read = async {
+            let live = self.gateway.resolve(&token).await?;
+            let (content_type, bytes) = body.read().await?;
+            Ok::<_, Reply>((live, content_type, bytes))
         };
-        let (content_type, bytes) = match body.read().await {
+        let (live, content_type, bytes) = match read.await {
             Ok(read) => read,
-            Err(reply) => return Receipt(reply),
+            Err(reply) => {
+                self.gateway.count_unread(&reply);
+                return Receipt(reply);
+            }
         };
         Receipt(
             self.gateway

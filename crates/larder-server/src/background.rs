@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use larder_store::Store;
+use larder_metrics::Metrics;
+use larder_store::{Store, StoreResult};
 use tokio::task::JoinHandle;
 
 /// How often due revocations are looked for.
@@ -25,39 +26,63 @@ impl Drop for Background {
     }
 }
 
-pub fn spawn(store: Arc<dyn Store>, retention: Duration) -> Background {
+/// The jobs, as `larder_background_job_*{job}` names them.
+const REVOKE_JOB: &str = "revoke_due_items";
+const PRUNE_ACTIVITY_JOB: &str = "prune_activity";
+const PRUNE_SIGN_INS_JOB: &str = "prune_sign_ins";
+
+/// Counts one run of `job` and logs what it did.
+fn finished(metrics: &Metrics, job: &'static str, result: StoreResult<u64>, what: &str) {
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    match result {
+        Ok(n) => {
+            metrics.job(job, true, now);
+            if n > 0 {
+                tracing::info!(job, rows = n, "{what}");
+            }
+        }
+        Err(err) => {
+            metrics.job(job, false, now);
+            tracing::warn!(job, error = %err, "background job failed");
+        }
+    }
+}
+
+pub fn spawn(store: Arc<dyn Store>, metrics: Metrics, retention: Duration) -> Background {
     let revoker = {
         let store = store.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REVOKE_EVERY);
             loop {
                 tick.tick().await;
-                match store.revoke_due_items(chrono::Utc::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(grants = n, "period-end cancellations revoked"),
-                    Err(err) => tracing::warn!(error = %err, "could not revoke due items"),
-                }
+                let result = store.revoke_due_items(chrono::Utc::now()).await;
+                finished(
+                    &metrics,
+                    REVOKE_JOB,
+                    result,
+                    "period-end cancellations revoked",
+                );
             }
         })
     };
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let pruner = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PRUNE_EVERY);
         loop {
             tick.tick().await;
-            let Ok(retention) = chrono::Duration::from_std(retention) else {
-                return;
-            };
-            let before = chrono::Utc::now() - retention;
-            match store.prune_deliveries(before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(entries = n, "old activity pruned"),
-                Err(err) => tracing::warn!(error = %err, "could not prune activity"),
-            }
-            match store.prune_sign_ins(chrono::Utc::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "expired sessions and invitations pruned"),
-                Err(err) => tracing::warn!(error = %err, "could not prune sessions"),
-            }
+            let before = chrono::Utc::now()
+                .checked_sub_signed(retention)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+            let result = store.prune_deliveries(before).await;
+            finished(&metrics, PRUNE_ACTIVITY_JOB, result, "old activity pruned");
+            let result = store.prune_sign_ins(chrono::Utc::now()).await;
+            finished(
+                &metrics,
+                PRUNE_SIGN_INS_JOB,
+                result,
+                "expired sessions and invitations pruned",
+            );
         }
     });
     Background(vec![revoker, pruner])

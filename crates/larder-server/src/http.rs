@@ -1,23 +1,68 @@
-//! The service's edge: one middleware that gives every answer the shared error body,
-//! counts it in the metrics and logs it; and `/metrics`.
+//! The service's edge: one middleware that gives every answer the shared error body, opens
+//! its server span, counts it in the metrics and logs it; and `/metrics`.
+//!
+//! Nothing here ever records the request's path: the webhook path holds an app's token.
+//! Spans, labels and log lines name the route template instead
+//! (`/webhooks/thrivecart/{token}`), read from the OpenAPI document.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use larder_metrics::Metrics;
+use larder_tenancy::Tenancy;
+use poem::http::Method;
 use poem::web::Data;
 use poem::{Endpoint, IntoResponse, Request, Response, handler};
 use poem_openapi::OperationId;
+use tracing::Instrument;
 
-use crate::metrics::Metrics;
+use crate::telemetry;
 
-/// Which methods each path answers, for the `Allow` header of a 405.
-#[derive(Debug, Default)]
-pub struct AllowIndex {
-    routes: Vec<(Vec<String>, String)>,
+/// The routes that are not OpenAPI operations, with the operation name they are counted
+/// under.
+const PLAIN_ROUTES: [(&str, &str); 3] = [
+    ("/metrics", "metrics"),
+    ("/openapi.json", "openapi"),
+    ("/docs", "docs"),
+];
+
+/// One route template and the methods it answers.
+#[derive(Debug)]
+struct RouteTemplate {
+    template: String,
+    segments: Vec<String>,
+    /// The `Allow` value of a 405.
+    allow: String,
 }
 
-impl AllowIndex {
-    /// Reads the paths and methods of an OpenAPI document.
+impl RouteTemplate {
+    /// How well `path` matches: the number of literal segments, `None` for no match.
+    fn score(&self, path: &[&str]) -> Option<usize> {
+        if self.segments.len() != path.len() {
+            return None;
+        }
+        let mut literal = 0;
+        for (t, p) in self.segments.iter().zip(path) {
+            if t.starts_with('{') {
+                continue;
+            }
+            if t != p {
+                return None;
+            }
+            literal += 1;
+        }
+        Some(literal)
+    }
+}
+
+/// The service's route templates, read from its OpenAPI document.
+#[derive(Debug, Default)]
+pub struct Routes {
+    routes: Vec<RouteTemplate>,
+}
+
+impl Routes {
+    /// Reads the paths and methods of an OpenAPI document, plus the plain routes.
     pub fn new(spec_json: &str) -> Self {
         let mut routes = Vec::new();
         if let Ok(spec) = serde_json::from_str::<serde_json::Value>(spec_json)
@@ -29,59 +74,88 @@ impl AllowIndex {
                     .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
                     .unwrap_or_default();
                 methods.sort();
-                routes.push((segments(path), methods.join(", ")));
+                routes.push(RouteTemplate {
+                    template: path.clone(),
+                    segments: segments(path).map(str::to_owned).collect(),
+                    allow: methods.join(", "),
+                });
             }
+        }
+        for (path, _) in PLAIN_ROUTES {
+            routes.push(RouteTemplate {
+                template: path.to_owned(),
+                segments: segments(path).map(str::to_owned).collect(),
+                allow: "GET, HEAD".to_owned(),
+            });
         }
         Self { routes }
     }
 
-    /// The `Allow` value of the route `path` matches.
-    pub fn allow(&self, path: &str) -> Option<&str> {
-        let wanted = segments(path);
+    /// The template `path` matches, the most literal one when several do.
+    fn find(&self, path: &str) -> Option<&RouteTemplate> {
+        let wanted: Vec<&str> = segments(path).collect();
         self.routes
             .iter()
-            .find(|(template, _)| {
-                template.len() == wanted.len()
-                    && template
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(t, w)| t == w || (t.starts_with('{') || t.starts_with(':')))
-            })
-            .map(|(_, methods)| methods.as_str())
+            .filter_map(|r| r.score(&wanted).map(|s| (s, r)))
+            .max_by_key(|(score, _)| *score)
+            .map(|(_, r)| r)
     }
 }
 
-fn segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
 }
 
-/// Names for the routes that are not OpenAPI operations; everything else unmatched (an
-/// unknown path, a method a path does not answer) is counted as `unmatched`, so random
-/// paths cannot blow up the metrics' label sets.
-fn fallback_operation(path: &str) -> &'static str {
-    match path {
-        "/metrics" => "metrics",
-        "/openapi.json" => "openapi",
-        "/docs" => "docs",
-        _ => "unmatched",
+/// The operation name of a plain route; anything else unmatched (an unknown path, a method
+/// a path does not answer) is `unmatched`, so random paths cannot grow the label sets.
+fn plain_operation(route: Option<&str>) -> &'static str {
+    PLAIN_ROUTES
+        .iter()
+        .find(|(path, _)| Some(*path) == route)
+        .map_or("unmatched", |(_, op)| op)
+}
+
+/// The method as a label: only the known ones, since a method is a client's free text.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "_OTHER",
     }
 }
 
-/// Wraps the whole service: errors become the shared JSON body, every answer is counted
-/// and logged under its operation (never its raw path, which may hold a webhook token).
+/// Wraps the whole service: errors become the shared JSON body; every answer gets a server
+/// span (continuing an incoming `traceparent`), is counted and logged under its operation
+/// and route template.
 pub async fn edge<E: Endpoint>(
     ep: Arc<E>,
     req: Request,
     metrics: Metrics,
-    allow: Arc<AllowIndex>,
+    routes: Arc<Routes>,
 ) -> poem::Result<Response> {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let result = ep.call(req).await;
+    let method = method_label(req.method());
+    let matched = routes.find(req.uri().path());
+    let route = matched.map(|r| r.template.as_str());
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %match route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_owned(),
+        },
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    telemetry::continue_trace(&span, req.headers());
+    let result = ep.call(req).instrument(span.clone()).await;
     let (operation, resp) = match result {
         Ok(resp) => {
             let resp = resp.into_response();
@@ -90,39 +164,43 @@ pub async fn edge<E: Endpoint>(
         }
         Err(err) => {
             let op = err.data::<OperationId>().map(|o| o.0);
-            (
-                op,
-                larder_admin_api::error_response(err, allow.allow(&path)),
-            )
+            let allow = matched.map(|r| r.allow.as_str());
+            (op, larder_admin_api::error_response(err, allow))
         }
     };
-    let operation = operation.unwrap_or_else(|| fallback_operation(&path));
-    if let Some(outcome) = resp.data::<larder_gateway::DeliveryOutcome>() {
-        metrics.delivery(outcome.0);
-    }
+    let operation = operation.unwrap_or_else(|| plain_operation(route));
     let status = resp.status();
     let elapsed = started.elapsed();
-    // Methods are a client's free text: only the known ones become labels.
-    let method_label = match method.as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
-        _ => "other",
-    };
-    metrics.observe(
+    metrics.request(
         operation,
-        method_label,
+        method,
+        route.unwrap_or("unmatched"),
         status.as_u16(),
         elapsed.as_secs_f64(),
     );
+    span.record("http.response.status_code", status.as_u16());
+    let _in_span = span.enter();
+    let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     if status.is_server_error() {
-        tracing::warn!(%method, operation, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request failed");
+        span.record("otel.status_code", "ERROR");
+        tracing::warn!(
+            method,
+            operation,
+            status = status.as_u16(),
+            ms,
+            "request failed"
+        );
     } else {
-        tracing::info!(%method, operation, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
+        tracing::info!(method, operation, status = status.as_u16(), ms, "request");
     }
     Ok(resp)
 }
 
+/// `/metrics`: every counter, with the database pool as it is at the scrape.
 #[handler]
-pub async fn render_metrics(metrics: Data<&Metrics>) -> Response {
+pub async fn render_metrics(metrics: Data<&Metrics>, tenancy: Data<&Tenancy>) -> Response {
+    let pool = tenancy.store().connections();
+    metrics.pool(pool.in_use, pool.idle);
     metrics
         .render()
         .with_content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -134,14 +212,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allow_lists_the_methods_of_the_matching_template() {
+    fn paths_are_named_by_their_templates() {
         let spec = r#"{"paths": {
             "/admin/v1/apps": {"get": {}, "post": {}},
-            "/admin/v1/apps/{app_id}/api-keys/{key_id}": {"delete": {}}
+            "/admin/v1/apps/{app_id}": {"get": {}},
+            "/admin/v1/apps/{app_id}/api-keys/{key_id}": {"delete": {}},
+            "/admin/v1/apps/{app_id}/export": {"get": {}},
+            "/webhooks/thrivecart/{token}": {"head": {}, "get": {}, "post": {}}
         }}"#;
-        let index = AllowIndex::new(spec);
-        assert_eq!(index.allow("/admin/v1/apps"), Some("GET, POST"));
-        assert_eq!(index.allow("/admin/v1/apps/x/api-keys/y"), Some("DELETE"));
-        assert_eq!(index.allow("/nope"), None);
+        let routes = Routes::new(spec);
+        let allow = |path| routes.find(path).map(|r| r.allow.as_str());
+        let template = |path| routes.find(path).map(|r| r.template.as_str());
+        assert_eq!(allow("/admin/v1/apps"), Some("GET, POST"));
+        assert_eq!(allow("/admin/v1/apps/x/api-keys/y"), Some("DELETE"));
+        assert_eq!(
+            template("/webhooks/thrivecart/whk_secret"),
+            Some("/webhooks/thrivecart/{token}")
+        );
+        assert_eq!(
+            template("/admin/v1/apps/x/export"),
+            Some("/admin/v1/apps/{app_id}/export")
+        );
+        assert_eq!(template("/metrics"), Some("/metrics"));
+        assert_eq!(plain_operation(template("/metrics")), "metrics");
+        assert_eq!(template("/nope"), None);
+        assert_eq!(plain_operation(None), "unmatched");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"BREW").expect("a valid method")),
+            "_OTHER"
+        );
     }
 }

@@ -7,9 +7,9 @@
 mod background;
 mod document;
 mod http;
-pub mod metrics;
 mod ops;
 pub mod settings;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use larder_admin_api::{AdminState, admin_api};
 use larder_cache::{Cache, MemoryCache, RedisCache};
 use larder_gateway::{Gateway, WebhookApi};
 use larder_member_api::{MemberApi, MemberState, Passwords};
+pub use larder_metrics::Metrics;
 use larder_store::{Store, StoreError};
 use larder_store_postgres::{PgSettings, PgStore};
 use larder_store_sqlite::SqliteStore;
@@ -28,7 +29,6 @@ use poem::web::Html;
 use poem::{EndpointExt, IntoResponse, Route, get};
 use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
 
-pub use metrics::Metrics;
 pub use settings::{Cli, Command, ConfigError, Database, ServeSettings, Validated, redact_url};
 
 /// Why the service could not start, in one sentence.
@@ -38,10 +38,17 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot open the database at {url}: {reason}")]
     Database { url: String, reason: String },
+    #[error(
+        "the database at {url} lacks migrations this version needs; run `larder migrate` (or \
+         start with LARDER_MIGRATE_ON_START=true)"
+    )]
+    SchemaBehind { url: String },
     #[error("cannot reach Redis at {url}: {reason}")]
     Redis { url: String, reason: String },
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
 }
 
 /// An error and its causes, joined, for one-line messages.
@@ -66,24 +73,40 @@ fn database_error(db: &Database, err: StoreError) -> StartError {
     }
 }
 
-/// Opens the store `db` names and applies its migrations.
-pub async fn open_store(db: &Database) -> Result<Arc<dyn Store>, StartError> {
-    let store: Arc<dyn Store> = match db {
+/// Opens the store `db` names and applies its migrations, or (`migrate` false) checks that
+/// they are all applied already.
+pub async fn open_store(db: &Database, migrate: bool) -> Result<Arc<dyn Store>, StartError> {
+    let fail = |e| database_error(db, e);
+    let (store, current): (Arc<dyn Store>, bool) = match db {
         Database::Postgres(url) => {
             let store = PgStore::connect(url, &PgSettings::default())
                 .await
-                .map_err(|e| database_error(db, e))?;
-            store.migrate().await.map_err(|e| database_error(db, e))?;
-            Arc::new(store)
+                .map_err(fail)?;
+            let current = if migrate {
+                store.migrate().await.map_err(fail)?;
+                true
+            } else {
+                store.schema_is_current().await.map_err(fail)?
+            };
+            (Arc::new(store), current)
         }
         Database::Sqlite(url) => {
-            let store = SqliteStore::open_url(url)
-                .await
-                .map_err(|e| database_error(db, e))?;
-            store.migrate().await.map_err(|e| database_error(db, e))?;
-            Arc::new(store)
+            let store = SqliteStore::open_url(url).await.map_err(fail)?;
+            let current = if migrate {
+                store.migrate().await.map_err(fail)?;
+                true
+            } else {
+                store.schema_is_current().await.map_err(fail)?
+            };
+            (Arc::new(store), current)
         }
     };
+    if !current {
+        let (Database::Postgres(url) | Database::Sqlite(url)) = db;
+        return Err(StartError::SchemaBehind {
+            url: redact_url(url),
+        });
+    }
     Ok(store)
 }
 
@@ -204,25 +227,16 @@ async fn operator_token(
 
 /// Opens everything `settings` names and wires the service.
 pub async fn build(settings: &Validated) -> Result<Service, StartError> {
-    let store = open_store(&settings.database).await?;
-    let cache: Arc<dyn Cache> = match &settings.redis_url {
-        Some(url) => Arc::new(
-            RedisCache::connect(url, &settings.redis_prefix)
-                .await
-                .map_err(|e| StartError::Redis {
-                    url: redact_url(url),
-                    reason: chain(&e),
-                })?,
-        ),
-        None => Arc::new(MemoryCache::default()),
-    };
+    let store = open_store(&settings.database, settings.migrate_on_start).await?;
+    let cache = open_cache(settings).await?;
     let (hash, generated) = operator_token(
         store.as_ref(),
         settings.operator_token.as_deref(),
         &settings.database,
     )
     .await?;
-    let tenancy = Tenancy::new(store, cache, hash);
+    let metrics = Metrics::new();
+    let tenancy = Tenancy::new(store, cache, hash).with_metrics(metrics.clone());
     let gateway = Gateway::new(tenancy.clone());
     let state = AdminState::new(tenancy.clone(), gateway, &settings.public_url);
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -234,7 +248,7 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
     let api = openapi_service(state, members.clone(), tenancy.clone());
     let written = api.spec();
     let spec = document::finish(&written);
-    let allow = Arc::new(http::AllowIndex::new(&spec));
+    let routes = Arc::new(http::Routes::new(&spec));
     // The browsable UI shows the finished document too: poem-openapi embeds the document it
     // wrote in the page, so that is swapped for the finished one.
     let docs = api.swagger_ui_html();
@@ -244,7 +258,6 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         );
     }
     let docs = docs.replacen(&written, &spec, 1);
-    let metrics = Metrics::new();
     let route = Route::new()
         .nest("/", api)
         .at(
@@ -263,15 +276,49 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         .data(tenancy.clone())
         .data(members)
         .data(metrics.clone());
+    let background = background::spawn(
+        tenancy.store().clone(),
+        metrics.clone(),
+        settings.activity_retention,
+    );
     let endpoint = route
-        .around(move |ep, req| http::edge(ep, req, metrics.clone(), allow.clone()))
+        .around(move |ep, req| http::edge(ep, req, metrics.clone(), routes.clone()))
         .boxed();
-    let background = background::spawn(tenancy.store().clone(), settings.activity_retention);
     Ok(Service {
         endpoint,
         tenancy,
         generated_operator_token: generated,
         _background: background,
+    })
+}
+
+/// The shared cache the settings name (a Redis, a Redis Cluster), else one in memory.
+async fn open_cache(settings: &Validated) -> Result<Arc<dyn Cache>, StartError> {
+    let redis_error = |url: String, e: larder_cache::CacheError| StartError::Redis {
+        url,
+        reason: chain(&e),
+    };
+    if !settings.redis_cluster_urls.is_empty() {
+        let cache =
+            RedisCache::connect_cluster(&settings.redis_cluster_urls, &settings.redis_prefix)
+                .await
+                .map_err(|e| {
+                    let nodes: Vec<String> = settings
+                        .redis_cluster_urls
+                        .iter()
+                        .map(|u| redact_url(u))
+                        .collect();
+                    redis_error(nodes.join(","), e)
+                })?;
+        return Ok(Arc::new(cache));
+    }
+    Ok(match &settings.redis_url {
+        Some(url) => Arc::new(
+            RedisCache::connect(url, &settings.redis_prefix)
+                .await
+                .map_err(|e| redis_error(redact_url(url), e))?,
+        ),
+        None => Arc::new(MemoryCache::default()),
     })
 }
 
@@ -285,18 +332,24 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
         })
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves; then stops accepting and finishes the requests already
+/// read, for at most `grace`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Service,
     shutdown: impl Future<Output = ()> + Send,
+    grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let acceptor = TcpAcceptor::from_tokio(listener)?;
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            service.endpoint,
-            shutdown,
-            Some(std::time::Duration::from_secs(10)),
-        )
-        .await
+    let Service {
+        endpoint,
+        _background: background,
+        ..
+    } = service;
+    let served = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
+        .await;
+    // Background runs stop once the last request is answered, not before.
+    drop(background);
+    served
 }

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// Larder: ThriveCart purchases in, membership access out.
 #[derive(Debug, Parser)]
@@ -15,10 +16,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service (migrating the database first).
-    Serve(ServeSettings),
+    /// Run the service (migrating the database first, unless told not to).
+    Serve(Box<ServeSettings>),
     /// Apply database migrations and exit.
-    Migrate(DatabaseSettings),
+    Migrate(MigrateSettings),
     /// Print the OpenAPI document of the admin API and exit.
     Openapi,
 }
@@ -33,6 +34,53 @@ pub struct DatabaseSettings {
         hide_env_values = true
     )]
     pub database_url: String,
+}
+
+/// How log lines look and which are written.
+#[derive(Debug, Clone, Args)]
+pub struct LogSettings {
+    /// `text` for people, `json` for a log pipeline: one JSON object per line, with
+    /// `trace_id` and `span_id` while a trace is active.
+    #[arg(long, env = "LARDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Which log lines are written, as `tracing` filter directives (`info`,
+    /// `warn,larder_gateway=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where traces go. Unset endpoint: no exporter at all.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP (protobuf) collector to export traces to, such as `http://collector:4318`;
+    /// traces go to its `/v1/traces`. Unset: no traces are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
+
+    /// The `service.name` of exported traces (default `larder`).
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
+
+    /// More resource attributes of exported traces, `key=value` pairs separated by commas
+    /// (`deployment.environment.name=production,k8s.pod.name=larder-0`).
+    #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES")]
+    pub otel_resource_attributes: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateSettings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    #[command(flatten)]
+    pub log: LogSettings,
 }
 
 #[derive(Clone, Args)]
@@ -52,6 +100,17 @@ pub struct ServeSettings {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// A Redis Cluster instead of one Redis: node URLs separated by commas (a few are
+    /// enough; the rest are discovered).
+    #[arg(
+        long,
+        env = "LARDER_REDIS_CLUSTER_URLS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        conflicts_with = "redis_url"
+    )]
+    pub redis_cluster_urls: Vec<String>,
+
     /// Prefix of every Redis key Larder writes.
     #[arg(long, env = "LARDER_REDIS_PREFIX", default_value = "larder:")]
     pub redis_prefix: String,
@@ -64,6 +123,28 @@ pub struct ServeSettings {
     /// How many days the activity log (with raw payloads) is kept.
     #[arg(long, env = "LARDER_ACTIVITY_RETENTION_DAYS", default_value_t = 90)]
     pub activity_retention_days: u32,
+
+    /// Apply database migrations before serving. Turn it off where a deploy step migrates
+    /// (the Helm chart's hook); the service then refuses to start on an old schema.
+    #[arg(
+        long,
+        env = "LARDER_MIGRATE_ON_START",
+        default_value_t = true,
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub migrate_on_start: bool,
+
+    /// On SIGTERM, how long to finish the requests already read and flush traces before
+    /// exiting: seconds (`20`) or with a unit (`20s`, `1m`).
+    #[arg(long, env = "LARDER_SHUTDOWN_GRACE", default_value = "20s")]
+    pub shutdown_grace: String,
+
+    #[command(flatten)]
+    pub log: LogSettings,
+
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
 }
 
 /// A setting that cannot work, said in one sentence.
@@ -77,6 +158,15 @@ pub enum ConfigError {
     DatabaseScheme(String),
     #[error("REDIS_URL must start with redis:// or rediss://")]
     RedisScheme,
+    #[error(
+        "LARDER_REDIS_CLUSTER_URLS must be node URLs separated by commas, each starting with \
+         redis:// or rediss://"
+    )]
+    RedisClusterUrls,
+    #[error("LARDER_SHUTDOWN_GRACE must be a duration from 1s to 1h, such as 20 or 20s, not `{0}`")]
+    ShutdownGrace(String),
+    #[error("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL, not `{0}`")]
+    OtelEndpoint(String),
     #[error("LARDER_OPERATOR_TOKEN must be at least 20 characters long")]
     OperatorTokenTooShort,
     #[error("LARDER_ACTIVITY_RETENTION_DAYS must be between 1 and 3650")]
@@ -90,9 +180,13 @@ pub struct Validated {
     pub public_url: String,
     pub database: Database,
     pub redis_url: Option<String>,
+    /// Redis Cluster nodes; empty unless a cluster was named instead of `redis_url`.
+    pub redis_cluster_urls: Vec<String>,
     pub redis_prefix: String,
     pub operator_token: Option<String>,
     pub activity_retention: std::time::Duration,
+    pub migrate_on_start: bool,
+    pub shutdown_grace: std::time::Duration,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -133,9 +227,14 @@ impl std::fmt::Debug for ServeSettings {
             .field("public_url", &self.public_url)
             .field("database", &self.database)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_cluster_urls", &redact_urls(&self.redis_cluster_urls))
             .field("redis_prefix", &self.redis_prefix)
             .field("operator_token", &secret(&self.operator_token))
             .field("activity_retention_days", &self.activity_retention_days)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("log", &self.log)
+            .field("telemetry", &self.telemetry)
             .finish()
     }
 }
@@ -147,9 +246,12 @@ impl std::fmt::Debug for Validated {
             .field("public_url", &self.public_url)
             .field("database", &self.database)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_cluster_urls", &redact_urls(&self.redis_cluster_urls))
             .field("redis_prefix", &self.redis_prefix)
             .field("operator_token", &secret(&self.operator_token))
             .field("activity_retention", &self.activity_retention)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }
@@ -164,6 +266,32 @@ impl Database {
             Err(ConfigError::DatabaseScheme(redact_url(url)))
         }
     }
+}
+
+fn redact_urls(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|u| redact_url(u)).collect()
+}
+
+/// A duration as settings take it: seconds (`20`), or a number with `ms`, `s`, `m` or `h`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "" | "s" => n.checked_mul(1000)?,
+        "ms" => n,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(millis))
+}
+
+fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
 }
 
 /// `url` with any password replaced, for messages.
@@ -197,9 +325,30 @@ impl ServeSettings {
         };
         let database = Database::parse(&self.database.database_url)?;
         if let Some(redis) = &self.redis_url
-            && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
+            && !is_redis_url(redis)
         {
             return Err(ConfigError::RedisScheme);
+        }
+        let redis_cluster_urls: Vec<String> = self
+            .redis_cluster_urls
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if redis_cluster_urls.iter().any(|u| !is_redis_url(u))
+            || (!self.redis_cluster_urls.is_empty() && redis_cluster_urls.is_empty())
+        {
+            return Err(ConfigError::RedisClusterUrls);
+        }
+        let shutdown_grace = parse_duration(&self.shutdown_grace)
+            .filter(|d| (1..=3600).contains(&d.as_secs()))
+            .ok_or_else(|| ConfigError::ShutdownGrace(self.shutdown_grace.clone()))?;
+        if let Some(endpoint) = &self.telemetry.otel_endpoint {
+            let ok = url::Url::parse(endpoint)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(ConfigError::OtelEndpoint(redact_url(endpoint)));
+            }
         }
         if let Some(token) = &self.operator_token
             && token.chars().count() < 20
@@ -217,8 +366,11 @@ impl ServeSettings {
             public_url,
             database,
             redis_url: self.redis_url.clone(),
+            redis_cluster_urls,
             redis_prefix: self.redis_prefix.clone(),
             operator_token: self.operator_token.clone(),
+            migrate_on_start: self.migrate_on_start,
+            shutdown_grace,
         })
     }
 }
@@ -233,7 +385,7 @@ mod tests {
         let mut argv = vec!["larder", "serve"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Serve(s) => s,
+            Command::Serve(s) => *s,
             other => panic!("{other:?}"),
         }
     }
@@ -258,12 +410,22 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_a_sentence() {
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 9] = [
             (&["--listen", "nowhere"], "LARDER_LISTEN"),
             (&["--public-url", "ftp://x"], "LARDER_PUBLIC_URL"),
             (&["--database-url", "mysql://u:pw@h/db"], "DATABASE_URL"),
             (&["--redis-url", "localhost"], "REDIS_URL"),
             (&["--operator-token", "short"], "LARDER_OPERATOR_TOKEN"),
+            (
+                &["--redis-cluster-urls", "redis://a:1,b:2"],
+                "LARDER_REDIS_CLUSTER_URLS",
+            ),
+            (&["--shutdown-grace", "0"], "LARDER_SHUTDOWN_GRACE"),
+            (&["--shutdown-grace", "soon"], "LARDER_SHUTDOWN_GRACE"),
+            (
+                &["--otel-endpoint", "collector:4318"],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
         ];
         for (args, names) in cases {
             let mut all = args.to_vec();
@@ -294,6 +456,57 @@ mod tests {
             assert!(text.contains("[set]"), "{text}");
             assert!(text.contains("db/larder"), "{text}");
         }
+    }
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(
+            parse_duration("20"),
+            Some(std::time::Duration::from_secs(20))
+        );
+        assert_eq!(
+            parse_duration("20s"),
+            Some(std::time::Duration::from_secs(20))
+        );
+        assert_eq!(
+            parse_duration("1m"),
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_duration("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
+        for bad in ["", "s", "-1", "1d", "1.5s", "99999999999999999999"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn migrations_on_start_can_be_turned_off() {
+        assert!(serve(&[]).migrate_on_start);
+        for off in ["false", "0", "no", "off"] {
+            assert!(
+                !serve(&["--migrate-on-start", off]).migrate_on_start,
+                "{off}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_or_one_redis_not_both() {
+        let argv = [
+            "larder",
+            "serve",
+            "--redis-url",
+            "redis://a:6379",
+            "--redis-cluster-urls",
+            "redis://b:6379",
+        ];
+        assert!(Cli::try_parse_from(argv).is_err());
+        let s = serve(&["--redis-cluster-urls", "redis://a:1, redis://b:2"])
+            .validate()
+            .unwrap();
+        assert_eq!(s.redis_cluster_urls, ["redis://a:1", "redis://b:2"]);
     }
 
     #[test]

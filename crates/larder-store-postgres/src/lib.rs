@@ -56,6 +56,22 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// Whether every embedded migration is applied: a process that does not migrate on start
+    /// checks this, so it never serves on an old schema.
+    pub async fn schema_is_current(&self) -> StoreResult<bool> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("select version from _sqlx_migrations where success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(versions) => versions,
+                // No migrations table: nothing was ever applied.
+                Err(sqlx::Error::Database(_)) => return Ok(false),
+                Err(err) => return Err(map_err(err)),
+            };
+        Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
+    }
+
     /// Applies every embedded migration not applied yet. Safe to run from several processes
     /// at once (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> StoreResult<()> {
@@ -130,6 +146,10 @@ impl PgStore {
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
+    }
+
+    fn connections(&self) -> Connections {
+        Connections::of_pool(self.pool.size(), self.pool.num_idle())
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -35,6 +35,9 @@ pub trait Store:
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> Backend;
 
+    /// This process's connections to the database, as they are now.
+    fn connections(&self) -> Connections;
+
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
 }
@@ -273,6 +276,26 @@ pub trait SignInStore: Send + Sync {
     async fn prune_sign_ins(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// A store's connection pool at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Connections {
+    /// Connections running a query or held by a transaction.
+    pub in_use: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+}
+
+impl Connections {
+    /// The state of a sqlx pool of `size` connections, `idle` of them idle.
+    pub fn of_pool(size: u32, idle: usize) -> Self {
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        Self {
+            in_use: size - idle,
+            idle,
+        }
+    }
+}
+
 /// The two storage backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -287,6 +310,26 @@ impl Backend {
             Backend::Sqlite => "sqlite",
         }
     }
+
+    /// The backend as OpenTelemetry names database systems (`db.system.name`).
+    pub fn otel_name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgresql",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// The span of one store call, so a trace shows what the database cost: exported as
+/// `store.<operation>`, a client span with the backend's `db.system.name`.
+pub fn call_span(backend: Backend, operation: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "store",
+        otel.name = %format_args!("store.{operation}"),
+        otel.kind = "client",
+        db.system.name = backend.otel_name(),
+        db.operation.name = operation,
+    )
 }
 
 #[cfg(test)]

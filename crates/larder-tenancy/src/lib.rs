@@ -24,8 +24,10 @@ use larder_access::{
     AccessLevelId, ApiKeyId, AppId, CancellationPolicy, ProductKey, TestModePolicy,
 };
 use larder_cache::{Cache, CacheKind, MemoryCache};
-use larder_store::{ApiKeyOwner, DeletedApp, Integration, Store, StoreError};
+use larder_metrics::{Lookup, Metrics};
+use larder_store::{ApiKeyOwner, DeletedApp, Integration, Store, StoreError, call_span};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 /// How long a known token or key stays cached. Changes overwrite entries, so this only
 /// bounds memory and the damage of a lost write.
@@ -197,6 +199,7 @@ pub struct Tenancy {
     /// In front of a shared (Redis) cache only; with an in-memory cache it would be a copy.
     near: Option<MemoryCache>,
     operator_token_hash: Arc<str>,
+    metrics: Metrics,
 }
 
 impl Tenancy {
@@ -208,7 +211,19 @@ impl Tenancy {
             shared,
             near,
             operator_token_hash: operator_token_hash.into(),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Counts into `metrics` (the service's), not a registry of its own.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -243,7 +258,11 @@ impl Tenancy {
         }
         let key_hash = secrets::hash_token(key);
         let load = async {
-            let owner = self.store.find_api_key_by_hash(&key_hash).await?;
+            let owner = self
+                .store
+                .find_api_key_by_hash(&key_hash)
+                .instrument(self.store_span("find_api_key_by_hash"))
+                .await?;
             let ttl = if owner.is_some() {
                 POSITIVE_TTL
             } else {
@@ -251,8 +270,14 @@ impl Tenancy {
             };
             Ok((encode_key(owner.as_ref()), ttl))
         };
-        self.read_through(&api_key_cache_key(&key_hash), false, decode_key, load)
-            .await
+        self.read_through(
+            "api_key",
+            &api_key_cache_key(&key_hash),
+            false,
+            decode_key,
+            load,
+        )
+        .await
     }
 
     /// Makes a deleted key stop working everywhere: overwrites its cached entry.
@@ -289,7 +314,11 @@ impl Tenancy {
             return Ok(None);
         }
         let load = async {
-            let found = self.store.find_integration_by_token(token).await?;
+            let found = self
+                .store
+                .find_integration_by_token(token)
+                .instrument(self.store_span("find_integration_by_token"))
+                .await?;
             // Unknown tokens are remembered briefly; known ones (even disabled) are
             // overwritten on every change, so they can stay longer.
             let ttl = if found.is_some() {
@@ -302,8 +331,14 @@ impl Tenancy {
                 ttl,
             ))
         };
-        self.read_through(&webhook_cache_key(token), true, decode_integration, load)
-            .await
+        self.read_through(
+            "webhook_token",
+            &webhook_cache_key(token),
+            true,
+            decode_integration,
+            load,
+        )
+        .await
     }
 
     /// Publishes an integration's new state after it was changed in the store:
@@ -355,8 +390,14 @@ impl Tenancy {
                 POSITIVE_TTL,
             ))
         };
-        self.read_through(&mappings_cache_key(app), true, decode_mappings, load)
-            .await
+        self.read_through(
+            "mappings",
+            &mappings_cache_key(app),
+            true,
+            decode_mappings,
+            load,
+        )
+        .await
     }
 
     /// One cached lookup: the near cache (when `near` and there is one), the shared cache,
@@ -364,11 +405,33 @@ impl Tenancy {
     /// still empty. Entries that do not decode (another version's) count as misses.
     async fn read_through<T: Default>(
         &self,
+        cache: &'static str,
         cache_key: &str,
         near: bool,
         decode: fn(&str) -> Option<T>,
         load: impl std::future::Future<Output = Result<(String, Duration), TenancyError>>,
     ) -> Result<T, TenancyError> {
+        let span = tracing::info_span!(
+            "cache.lookup",
+            larder.cache = cache,
+            larder.cache.result = tracing::field::Empty
+        );
+        let (value, result) = self
+            .read_through_uncounted(cache_key, near, decode, load)
+            .instrument(span.clone())
+            .await?;
+        span.record("larder.cache.result", result.label());
+        self.metrics.cache_lookup(cache, result);
+        Ok(value)
+    }
+
+    async fn read_through_uncounted<T: Default>(
+        &self,
+        cache_key: &str,
+        near: bool,
+        decode: fn(&str) -> Option<T>,
+        load: impl std::future::Future<Output = Result<(String, Duration), TenancyError>>,
+    ) -> Result<(T, Lookup), TenancyError> {
         let near = self.near.as_ref().filter(|_| near);
         if let Some(near) = near
             && let Some(hit) = near
@@ -378,14 +441,21 @@ impl Tenancy {
                 .flatten()
                 .and_then(|t| decode(&t))
         {
-            return Ok(hit);
+            return Ok((hit, Lookup::Hit));
         }
-        let shared = self
-            .shared_get(cache_key)
-            .await
-            .and_then(|t| decode(&t).map(|v| (t, v)));
+        let (shared, mut result) = match self.shared.get(cache_key).await {
+            Ok(hit) => (hit, Lookup::Miss),
+            Err(err) => {
+                tracing::warn!(error = %err, "cache read failed; asking the database");
+                (None, Lookup::Error)
+            }
+        };
+        let shared = shared.and_then(|t| decode(&t).map(|v| (t, v)));
         let (text, value) = match shared {
-            Some(hit) => hit,
+            Some(hit) => {
+                result = Lookup::Hit;
+                hit
+            }
             None => {
                 let (text, ttl) = load.await?;
                 let text = match self.shared.set_if_absent(cache_key, &text, ttl).await {
@@ -408,12 +478,17 @@ impl Tenancy {
         if let Some(near) = near {
             let _ = near.set(cache_key, &text, NEAR_TTL).await;
         }
-        Ok(value)
+        Ok((value, result))
     }
 
     async fn load_mappings(&self, app: AppId) -> Result<MappingTable, TenancyError> {
         let mut table = MappingTable::new();
-        for m in self.store.all_mappings(app).await? {
+        for m in self
+            .store
+            .all_mappings(app)
+            .instrument(self.store_span("all_mappings"))
+            .await?
+        {
             table.entry(m.product).or_default().push(m.access_level_id);
         }
         Ok(table)
@@ -458,6 +533,10 @@ impl Tenancy {
         if let Some(near) = &self.near {
             let _ = near.delete(cache_key).await;
         }
+    }
+
+    fn store_span(&self, operation: &'static str) -> tracing::Span {
+        call_span(self.store.backend(), operation)
     }
 
     async fn shared_get(&self, cache_key: &str) -> Option<String> {

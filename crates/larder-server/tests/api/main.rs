@@ -1,5 +1,6 @@
 //! The service end to end over HTTP: the setup flow, bad input, tenant isolation, the
-//! operational endpoints, and two real `larder` processes sharing PostgreSQL and Redis.
+//! operational endpoints, real `larder` processes (two sharing PostgreSQL and Redis; traces,
+//! logs and shutdown).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,4 +14,5 @@ mod isolation;
 mod members;
 mod operations;
 mod processes;
+mod telemetry;
 mod webhooks;

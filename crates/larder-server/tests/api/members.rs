@@ -11,14 +11,14 @@ use crate::support::{Answer, Backend, Configured, OPERATOR, TestApp};
 const PASSWORD: &str = "correct horse battery";
 
 /// The invitation token of a set-password link.
-fn token_of(url: &str) -> String {
+pub fn token_of(url: &str) -> String {
     url.split("token=")
         .nth(1)
         .expect("a token in the link")
         .to_owned()
 }
 
-async fn invite(t: &TestApp, c: &Configured) -> String {
+pub async fn invite(t: &TestApp, c: &Configured) -> String {
     let a = t
         .post(
             &format!("/admin/v1/apps/{}/members/{}/invitations", c.app, c.member),
@@ -33,7 +33,7 @@ async fn invite(t: &TestApp, c: &Configured) -> String {
     token_of(&url)
 }
 
-async fn set_password(t: &TestApp, app: &str, token: &str, password: &str) -> Answer {
+pub async fn set_password(t: &TestApp, app: &str, token: &str, password: &str) -> Answer {
     t.request(
         Method::POST,
         &format!("/member/v1/apps/{app}/password"),
@@ -43,7 +43,7 @@ async fn set_password(t: &TestApp, app: &str, token: &str, password: &str) -> An
     .await
 }
 
-async fn sign_in(t: &TestApp, app: &str, email: &str, password: &str) -> Answer {
+pub async fn sign_in(t: &TestApp, app: &str, email: &str, password: &str) -> Answer {
     t.request(
         Method::POST,
         &format!("/member/v1/apps/{app}/sessions"),

@@ -24,46 +24,73 @@ async fn metrics_count_requests_by_operation(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let c = t.configured_app("A").await;
     t.get("/admin/v1/apps", "wrong").await;
-    let m = t
-        .client()
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(m.status(), StatusCode::OK);
-    assert!(
-        m.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let text = m.text().await.unwrap();
-    assert!(
-        text.contains(
-            r#"larder_http_requests_total{method="POST",operation="createApp",status="201"} 1"#
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            r#"larder_http_requests_total{method="GET",operation="listApps",status="401"} 1"#
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("larder_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"larder_webhook_deliveries_total{outcome="applied"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"operation="receiveThriveCartWebhook",status="200"} 1"#),
-        "{text}"
-    );
+    // The purchase configured_app delivered, again: answered from the idempotency cache.
+    let mut purchase =
+        larder_testkit::fixtures::thrivecart_json("12-order-success-repeat-customer-blank-name");
+    purchase["thrivecart_secret"] = "sesame".into();
+    let webhook = c.webhook_url.replace("https://larder.test", &t.base);
+    let repeat = t.raw(t.client().post(&webhook).json(&purchase)).await;
+    assert_eq!(repeat.body["status"], "duplicate", "{}", repeat.body);
+    let unknown = format!("{}/webhooks/thrivecart/whk_{}", t.base, "x".repeat(40));
+    let gone = t.raw(t.client().post(&unknown).json(&purchase)).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+
+    // The background jobs run once at start; wait for their first runs (not a timing
+    // assertion: the deadline only bounds a broken run).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let m = t
+            .client()
+            .get(format!("{}/metrics", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(m.status(), StatusCode::OK);
+        assert!(
+            m.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let text = m.text().await.unwrap();
+        if text.contains(r#"job="prune_sign_ins",result="ok""#)
+            || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for line in [
+        r#"larder_http_requests_total{method="POST",operation="createApp",status="201"} 1"#,
+        r#"larder_http_requests_total{method="GET",operation="listApps",status="401"} 1"#,
+        r#"larder_http_requests_total{method="POST",operation="receiveThriveCartWebhook",status="200"} 2"#,
+        r#"larder_http_requests_total{method="POST",operation="receiveThriveCartWebhook",status="404"} 1"#,
+        r#"larder_http_request_duration_seconds_count{method="POST",operation="receiveThriveCartWebhook",route="/webhooks/thrivecart/{token}"} 3"#,
+        r#"larder_http_request_duration_seconds_count{method="GET",operation="listApps",route="/admin/v1/apps"} 1"#,
+        r#"larder_webhook_deliveries_total{event="order.success",outcome="applied"} 1"#,
+        r#"larder_webhook_deliveries_total{event="order.success",outcome="duplicate"} 1"#,
+        r#"larder_webhook_deliveries_total{event="none",outcome="not_found"} 1"#,
+        "larder_webhook_intake_duration_seconds_count 2",
+        r#"larder_cache_lookups_total{cache="idempotency",result="hit"} 1"#,
+        r#"larder_cache_lookups_total{cache="idempotency",result="miss"} 1"#,
+        "larder_idempotency_fast_path_total 1",
+        r#"larder_db_pool_connections{state="in_use"}"#,
+        r#"larder_db_pool_connections{state="idle"}"#,
+        r#"larder_background_job_runs_total{job="revoke_due_items",result="ok"}"#,
+        r#"larder_background_job_runs_total{job="prune_activity",result="ok"} 1"#,
+        r#"larder_background_job_last_success_timestamp_seconds{job="prune_sign_ins"}"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    for cache in ["webhook_token", "mappings", "api_key"] {
+        assert!(
+            text.contains(&format!(r#"larder_cache_lookups_total{{cache="{cache}""#)),
+            "{cache}: {text}"
+        );
+    }
     let token = c.webhook_url.rsplit('/').next().unwrap();
     assert!(!text.contains(token), "no tokens in metrics");
+    assert!(!text.contains(&c.app), "no app ids in metrics");
 }
 
 async fn openapi_document_and_docs_are_served(backend: Backend) {

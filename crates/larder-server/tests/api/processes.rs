@@ -10,12 +10,12 @@ use serde_json::json;
 
 use crate::support::OPERATOR;
 
-const BIN: &str = env!("CARGO_BIN_EXE_larder");
+pub const BIN: &str = env!("CARGO_BIN_EXE_larder");
 
 /// A child process killed when dropped, so a failing test leaves nothing running.
-struct Larder {
-    child: Child,
-    base: String,
+pub struct Larder {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Drop for Larder {
@@ -25,14 +25,14 @@ impl Drop for Larder {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-fn larder(envs: &[(&str, String)], dir: &std::path::Path) -> (Command, String) {
+pub fn larder(envs: &[(&str, String)], dir: &std::path::Path) -> (Command, String) {
     let port = free_port();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
@@ -48,7 +48,7 @@ fn larder(envs: &[(&str, String)], dir: &std::path::Path) -> (Command, String) {
 }
 
 /// Polls `/healthz` until the process answers (a start, not a timing assertion).
-async fn wait_until_up(l: &mut Larder) {
+pub async fn wait_until_up(l: &mut Larder) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {

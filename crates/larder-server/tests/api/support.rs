@@ -76,9 +76,12 @@ pub async fn settings(backend: Backend) -> Validated {
         public_url: "https://larder.test".into(),
         database,
         redis_url,
+        redis_cluster_urls: Vec::new(),
         redis_prefix: larder_testkit::redis_prefix(),
         operator_token: Some(OPERATOR.into()),
         activity_retention: std::time::Duration::from_secs(90 * 24 * 60 * 60),
+        migrate_on_start: true,
+        shutdown_grace: std::time::Duration::from_secs(5),
     }
 }
 
@@ -95,11 +98,26 @@ impl TestApp {
             .await
             .expect("build service");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(larder_server::serve(listener, service, async {
-            let _ = rx.await;
-        }));
+        tokio::spawn(larder_server::serve(
+            listener,
+            service,
+            async {
+                let _ = rx.await;
+            },
+            std::time::Duration::from_secs(5),
+        ));
         Self {
             base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            _shutdown: tx,
+        }
+    }
+
+    /// A client of a service running elsewhere (a `larder` process) at `base`.
+    pub fn at(base: &str) -> Self {
+        let (tx, _) = tokio::sync::oneshot::channel::<()>();
+        Self {
+            base: base.to_owned(),
             client: reqwest::Client::new(),
             _shutdown: tx,
         }
