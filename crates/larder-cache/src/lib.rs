@@ -150,7 +150,12 @@ impl RedisCache {
         let client = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
             .connection_timeout(CONNECTION_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
+            // A node that is down costs a command a few short retries, never seconds: the
+            // caller has the database to fall back on.
             .retries(2)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .overall_response_timeout(Some(RESPONSE_TIMEOUT))
             .build()
             .map_err(CacheError)?;
         let conn = client.get_async_connection().await.map_err(CacheError)?;
@@ -215,7 +220,8 @@ impl Cache for RedisCache {
 
     async fn ping(&self) -> CacheResult<()> {
         let mut conn = self.conn.clone();
-        // On a cluster PING goes to every primary: the answer is only OK when all do.
+        // On a cluster PING goes to one node: a node that is down makes the lookups of its
+        // keys go to the database, which is no reason to take the service out of rotation.
         let _: redis::Value = redis::cmd("PING")
             .query_async(&mut conn)
             .await
@@ -563,6 +569,60 @@ mod tests {
         two.clear_prefix().await.unwrap();
         assert_eq!(one.get("k").await.unwrap().as_deref(), Some("1"));
         one.clear_prefix().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_keeps_the_promises_and_outlives_a_node_restart() {
+        let cluster = tokio::task::spawn_blocking(larder_testkit::cluster::RedisCluster::start)
+            .await
+            .unwrap();
+        let cache = RedisCache::connect_cluster(&cluster.urls(), "larder:")
+            .await
+            .unwrap();
+        assert!(cache.is_cluster());
+        behaves_like_a_cache(&cache).await;
+
+        // Keys spread over the nodes: none is tagged into one slot.
+        let ttl = Duration::from_secs(60);
+        for n in 0..60 {
+            cache.set(&format!("spread:{n}"), "x", ttl).await.unwrap();
+        }
+        let per_node = cluster.keys_per_node();
+        assert!(per_node.iter().all(|n| *n > 0), "{per_node:?}");
+
+        // A node goes away: its keys fail (callers fall back to the database), the rest
+        // still work; once it is back, everything works again on the same connection.
+        let cluster = std::sync::Arc::new(cluster);
+        let c = cluster.clone();
+        tokio::task::spawn_blocking(move || c.stop_node(1))
+            .await
+            .unwrap();
+        let mut failed = 0;
+        for n in 0..60 {
+            if cache.get(&format!("spread:{n}")).await.is_err() {
+                failed += 1;
+            }
+        }
+        assert!(failed > 0 && failed < 60, "{failed} of 60 reads failed");
+        cache.ping().await.unwrap();
+        let c = cluster.clone();
+        tokio::task::spawn_blocking(move || c.restart_node(1))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cache.get("spread:0").await.is_err() || cache.get("spread:59").await.is_err() {
+            assert!(Instant::now() < deadline, "the node's keys never came back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for n in 0..60 {
+            cache.set(&format!("spread:{n}"), "y", ttl).await.unwrap();
+            assert_eq!(
+                cache.get(&format!("spread:{n}")).await.unwrap().as_deref(),
+                Some("y")
+            );
+        }
+        let (count, _) = cache.add("after", 1, ttl).await.unwrap();
+        assert_eq!(count, 1);
     }
 
     #[tokio::test]

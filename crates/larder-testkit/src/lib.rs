@@ -1,5 +1,5 @@
 //! Test harness shared by Larder's test suites: fresh PostgreSQL databases, SQLite files,
-//! Redis namespaces, the addresses of the services the tests run against, and the
+//! Redis namespaces, a throwaway Redis Cluster ([`cluster`]), the addresses of the services the tests run against, and the
 //! ThriveCart fixtures ([`fixtures`]).
 //!
 //! Nothing here skips a test: when PostgreSQL or Redis cannot be reached, the helper panics
@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection;
 
+pub mod cluster;
 pub mod fixtures;
 
 /// The server-level PostgreSQL URL tests create their databases on.

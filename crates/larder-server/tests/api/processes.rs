@@ -407,3 +407,112 @@ fn invalid_configuration_exits_with_one_sentence() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn without_migrations_on_start_an_old_schema_is_refused_until_migrated() {
+    let database = larder_testkit::fresh_postgres_url().await;
+    let off = [
+        ("LARDER_LISTEN", "127.0.0.1:0"),
+        ("DATABASE_URL", database.as_str()),
+        ("LARDER_MIGRATE_ON_START", "false"),
+    ];
+    let (status, stderr) = run_to_exit(&off);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("larder migrate"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let migrated = Command::new(BIN)
+        .args(["migrate", "--database-url", &database])
+        .env_clear()
+        .env("RUST_LOG", "off")
+        .status()
+        .expect("run larder migrate");
+    assert!(migrated.success());
+    let dir = std::env::temp_dir();
+    let envs = [
+        ("DATABASE_URL", database.clone()),
+        ("LARDER_MIGRATE_ON_START", "false".to_owned()),
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+    ];
+    let l = spawn(&envs, &dir).await;
+    let apps = reqwest::Client::new()
+        .get(format!("{}/admin/v1/apps", l.base))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apps.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_intake_outlives_a_node_restart() {
+    let cluster = tokio::task::spawn_blocking(larder_testkit::cluster::RedisCluster::start)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir();
+    let envs = [
+        ("DATABASE_URL", larder_testkit::fresh_postgres_url().await),
+        ("LARDER_REDIS_CLUSTER_URLS", cluster.urls().join(",")),
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+        ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
+    ];
+    let l = spawn(&envs, &dir).await;
+    let t = crate::support::TestApp::at(&l.base);
+    let c = t.configured_app("Clustered").await;
+    let webhook = c.webhook_url.replace("https://larder.test", &l.base);
+    let purchase = |order: usize| {
+        let mut p = larder_testkit::fixtures::thrivecart_json(
+            "12-order-success-repeat-customer-blank-name",
+        );
+        p["order_id"] = format!("66{order:05}").into();
+        p["thrivecart_secret"] = "sesame".into();
+        p
+    };
+    let t = &t;
+    let webhook = &webhook;
+    let deliver =
+        |order: usize| async move { t.raw(t.client().post(webhook).json(&purchase(order))).await };
+    for order in 0..20 {
+        assert_eq!(deliver(order).await.body["status"], "applied");
+    }
+    let cluster = std::sync::Arc::new(cluster);
+    let c1 = cluster.clone();
+    tokio::task::spawn_blocking(move || c1.stop_node(1))
+        .await
+        .unwrap();
+    // A third of the keys are unreachable: those lookups go to the database.
+    for order in 20..40 {
+        assert_eq!(deliver(order).await.body["status"], "applied");
+    }
+    for order in [0, 5, 25] {
+        assert_eq!(deliver(order).await.body["status"], "duplicate");
+    }
+    let c1 = cluster.clone();
+    tokio::task::spawn_blocking(move || c1.restart_node(1))
+        .await
+        .unwrap();
+    for order in 40..60 {
+        assert_eq!(deliver(order).await.body["status"], "applied");
+    }
+    for order in 40..60 {
+        assert_eq!(deliver(order).await.body["status"], "duplicate");
+    }
+    let metrics = t
+        .client()
+        .get(format!("{}/metrics", l.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"larder_cache_lookups_total{cache="idempotency",result="error"}"#),
+        "the stopped node was never hit:\n{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"larder_cache_lookups_total{cache="idempotency",result="hit"}"#),
+        "{metrics}"
+    );
+    assert!(cluster.keys_per_node().iter().all(|n| *n > 0));
+}

@@ -503,3 +503,118 @@ mod tempfile_dir {
         }
     }
 }
+
+/// What became of one delivery of the burst.
+#[derive(Debug)]
+enum Fate {
+    /// Answered: the status and, for a 2xx, its activity entry.
+    Answered(u16, Option<String>),
+    /// The connection was refused: the server had stopped accepting, nothing was read.
+    Refused,
+    /// Sent, and then cut off without an answer: what must never happen.
+    CutOff(String),
+}
+
+#[tokio::test]
+async fn sigterm_mid_burst_answers_every_request_already_read() {
+    let _alone = crate::support::timing_sensitive().await;
+    let database = larder_testkit::fresh_postgres_url().await;
+    let dir = tempfile_dir::Dir::new();
+    let grace = Duration::from_secs(15);
+    let (mut cmd, base) = larder(
+        &[
+            ("DATABASE_URL", database.clone()),
+            ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+            ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
+            ("LARDER_SHUTDOWN_GRACE", "15s".to_owned()),
+        ],
+        dir.path(),
+    );
+    let child = cmd.stdout(Stdio::null()).spawn().expect("spawn larder");
+    let mut l = Larder { child, base };
+    wait_until_up(&mut l).await;
+    let t = TestApp::at(&l.base);
+    let c = t.configured_app("Burst").await;
+    let webhook = c.webhook_url.replace("https://larder.test", &l.base);
+
+    // A fresh connection per request, so a refusal is told apart from a cut-off.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let burst: Vec<_> = (0..300)
+        .map(|n| {
+            let mut purchase = larder_testkit::fixtures::thrivecart_json(
+                "12-order-success-repeat-customer-blank-name",
+            );
+            purchase["order_id"] = format!("88{n:05}").into();
+            purchase["thrivecart_secret"] = "sesame".into();
+            let request = client.post(&webhook).json(&purchase);
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                let fate = match request.send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        match resp.json::<Value>().await {
+                            Ok(body) => Fate::Answered(
+                                status,
+                                body["delivery_id"].as_str().map(str::to_owned),
+                            ),
+                            Err(e) => Fate::CutOff(format!("body: {e}")),
+                        }
+                    }
+                    Err(e) if e.is_connect() => Fate::Refused,
+                    Err(e) => Fate::CutOff(format!("{e:?}")),
+                };
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                fate
+            })
+        })
+        .collect();
+    // SIGTERM once a tenth of the burst is answered: the rest is in flight.
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 30 {
+        tokio::task::yield_now().await;
+    }
+    let in_flight = 300 - answered.load(std::sync::atomic::Ordering::SeqCst);
+    let (status, took) = terminate(&mut l).await;
+    assert!(status.success(), "larder exited with {status}");
+    assert!(took < grace, "shutdown took {took:?}, past the grace");
+
+    let mut recorded = Vec::new();
+    let mut refused = 0;
+    for task in burst {
+        match task.await.unwrap() {
+            Fate::Answered(status, id) => {
+                assert!(status == 200 || status == 503, "answered {status}");
+                if status == 200 {
+                    recorded.push(uuid::Uuid::parse_str(&id.expect("a delivery id")).unwrap());
+                }
+            }
+            Fate::Refused => refused += 1,
+            Fate::CutOff(why) => panic!("a delivery was cut off without an answer: {why}"),
+        }
+    }
+    eprintln!(
+        "burst: {in_flight} in flight at SIGTERM, {} answered 200, {refused} refused",
+        recorded.len()
+    );
+    assert!(in_flight > 0, "SIGTERM came after the burst");
+    assert!(
+        recorded.len() > 30,
+        "only {} deliveries were answered 200 ({refused} refused): nothing in flight was finished",
+        recorded.len()
+    );
+    // Every 200 is in the activity log.
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    let found: i64 = sqlx::query_scalar("select count(*) from deliveries where id = any($1)")
+        .bind(&recorded)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        found as usize,
+        recorded.len(),
+        "answered 200 but not recorded"
+    );
+}
