@@ -42,8 +42,10 @@ pub enum Refusal {
     InvalidPayload,
     /// 413: the body is over the limit.
     PayloadTooLarge,
-    /// 503: it could not be recorded (or applied); retry later.
+    /// 503: it could not be recorded; retry later.
     Unavailable,
+    /// 503: it was recorded as `failed`, nothing of it applied; retry later.
+    Failed,
 }
 
 impl Refusal {
@@ -53,7 +55,7 @@ impl Refusal {
             Refusal::SecretMismatch => StatusCode::UNAUTHORIZED,
             Refusal::InvalidPayload => StatusCode::BAD_REQUEST,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Unavailable | Refusal::Failed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -64,7 +66,16 @@ impl Refusal {
             Refusal::SecretMismatch => "secret_mismatch",
             Refusal::InvalidPayload => "invalid_payload",
             Refusal::PayloadTooLarge => "payload_too_large",
-            Refusal::Unavailable => "unavailable",
+            Refusal::Unavailable | Refusal::Failed => "unavailable",
+        }
+    }
+
+    /// What metrics and spans count it as: its code, but `failed` for one recorded as such
+    /// (the client sees both as `unavailable`).
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Refusal::Failed => "failed",
+            other => other.code(),
         }
     }
 }
@@ -133,7 +144,7 @@ impl Reply {
     pub fn outcome(&self) -> &'static str {
         match self {
             Reply::Recorded { status, .. } => status.as_str(),
-            Reply::Refused { refusal, .. } => refusal.code(),
+            Reply::Refused { refusal, .. } => refusal.outcome(),
         }
     }
 }
@@ -539,7 +550,11 @@ impl Gateway {
         let message = "Failed: the delivery could not be applied; nothing of it was kept. \
                        ThriveCart may retry it, or replay it from here.";
         self.record(record, DeliveryStatus::Failed, message).await;
-        Reply::unavailable()
+        Reply::refused(
+            Refusal::Failed,
+            "The delivery could not be applied; retry later.",
+            None,
+        )
     }
 
     /// Applies a stored `unmapped`, `failed` or `applied` delivery again, with today's

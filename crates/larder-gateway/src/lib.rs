@@ -242,7 +242,7 @@ fn error_code(refusal: Refusal) -> ErrorCode {
         Refusal::SecretMismatch => ErrorCode::SecretMismatch,
         Refusal::InvalidPayload => ErrorCode::InvalidPayload,
         Refusal::PayloadTooLarge => ErrorCode::PayloadTooLarge,
-        Refusal::Unavailable => ErrorCode::Unavailable,
+        Refusal::Unavailable | Refusal::Failed => ErrorCode::Unavailable,
     }
 }
 
@@ -508,6 +508,7 @@ mod tests {
             Refusal::InvalidPayload,
             Refusal::PayloadTooLarge,
             Refusal::Unavailable,
+            Refusal::Failed,
         ] {
             assert_eq!(
                 error_code(refusal).to_json(),

@@ -10,6 +10,20 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Every metric's name: the contract dashboards and alerts (`helm/larder`'s PrometheusRule)
+/// rely on.
+pub const NAMES: [&str; 9] = [
+    "larder_http_requests_total",
+    "larder_http_request_duration_seconds",
+    "larder_webhook_deliveries_total",
+    "larder_webhook_intake_duration_seconds",
+    "larder_cache_lookups_total",
+    "larder_idempotency_fast_path_total",
+    "larder_db_pool_connections",
+    "larder_background_job_runs_total",
+    "larder_background_job_last_success_timestamp_seconds",
+];
+
 /// Latency buckets, in seconds: 0.5 ms to 5 s.
 const BUCKETS: [f64; 13] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -270,5 +284,28 @@ mod tests {
         assert!(text.contains(
             r#"larder_background_job_last_success_timestamp_seconds{job="prune"} 1790000000"#
         ));
+    }
+
+    #[test]
+    fn every_name_is_a_metric_and_every_metric_is_named() {
+        let m = Metrics::new();
+        m.request("listApps", "GET", "/admin/v1/apps", 200, 0.01);
+        m.delivery("none", "ping");
+        m.intake(0.01);
+        m.cache_lookup("mappings", Lookup::Miss);
+        m.fast_path();
+        m.pool(1, 2);
+        m.job("prune_activity", false, 0.0);
+        m.job("prune_activity", true, 1.0);
+        let text = m.render();
+        let mut exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        exported.sort_unstable();
+        let mut names = NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(exported, names);
     }
 }

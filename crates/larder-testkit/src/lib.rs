@@ -163,3 +163,28 @@ pub async fn require_redis() {
         ),
     }
 }
+
+/// Where `.ci/tools/install` puts the pinned tools: `$LARDER_TOOLS`, default
+/// `~/.cache/larder-tools`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("LARDER_TOOLS").map_or_else(
+        || {
+            std::path::Path::new(&std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/larder-tools")
+        },
+        PathBuf::from,
+    )
+}
+
+/// A tool from the pinned set (`node/node_modules/.bin/redocly`, `venv/bin/...`); panics with
+/// how to install it when it is missing, so a test never skips for want of it.
+pub fn pinned_tool(relative: &str) -> PathBuf {
+    let path = tools_dir().join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run .ci/tools/install (it installs the pinned tools into \
+         $LARDER_TOOLS, default ~/.cache/larder-tools)",
+        path.display()
+    );
+    path
+}

