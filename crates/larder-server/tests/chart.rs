@@ -435,3 +435,21 @@ fn the_chart_deploys_this_version() {
     assert_eq!(chart["apiVersion"], "v2");
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
 }
+
+#[test]
+fn the_image_is_what_the_chart_expects() {
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Dockerfile"))
+            .unwrap();
+    assert!(dockerfile.contains("EXPOSE 8080"));
+    assert!(dockerfile.contains("ENV LARDER_LISTEN=0.0.0.0:8080"));
+    assert!(dockerfile.contains("USER 65532:65532"));
+    assert_eq!(
+        dockerfile.matches("\nFROM ").count(),
+        2,
+        "a build stage and a runtime stage"
+    );
+    let docs = render(&["-f", &value_set("defaults-values.yaml")]);
+    let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+}

@@ -79,12 +79,13 @@ release's ordinary resources, so it is the user's, or a hook Secret of its own. 
 {{- end }}
 {{- end }}
 
-{{/* The pods' security context, shared by the service and the migration hook. */}}
+{{/* The pods' security context, shared by the service and the migration hook; the uid is
+the image's `nonroot` user. */}}
 {{- define "larder.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
