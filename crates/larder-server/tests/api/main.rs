@@ -9,6 +9,7 @@ mod support;
 mod admin;
 mod bad_input;
 mod clients;
+mod docs;
 mod flow;
 mod isolation;
 mod members;
