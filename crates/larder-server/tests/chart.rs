@@ -453,3 +453,42 @@ fn the_image_is_what_the_chart_expects() {
     let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsUser"], 65532);
 }
+
+#[test]
+fn the_runbook_shows_the_charts_alert_rules() {
+    let docs = render(&["-f", &value_set("scaling-values.yaml")]);
+    let rules = one(&docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let runbook = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+    )
+    .unwrap();
+    let block = runbook
+        .split("\n## Alerts")
+        .nth(1)
+        .and_then(|s| s.split("```yaml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("a yaml block under ## Alerts");
+    let documented = &yaml_documents(block.as_bytes())[0]["groups"][0]["rules"];
+    let squash = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let documented = documented.as_array().unwrap();
+    assert_eq!(documented.len(), rules.len());
+    for (doc, chart) in documented.iter().zip(&rules) {
+        assert_eq!(doc["alert"], chart["alert"]);
+        assert_eq!(
+            squash(&doc["expr"]),
+            squash(&chart["expr"]),
+            "{}",
+            chart["alert"]
+        );
+        assert_eq!(doc["labels"]["severity"], chart["labels"]["severity"]);
+    }
+}

@@ -19,7 +19,13 @@ use larder_store::*;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+/// The embedded migrations. A database migrated further than this binary knows (after a
+/// rollback to an older release) is accepted: migrations only ever add.
+static MIGRATOR: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("../../migrations/postgres");
+    migrator.set_ignore_missing(true);
+    migrator
+});
 
 /// Pool settings; the defaults suit a small service on a few cores.
 #[derive(Debug, Clone)]

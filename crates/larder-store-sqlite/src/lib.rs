@@ -27,7 +27,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+/// The embedded migrations. A database migrated further than this binary knows (after a
+/// rollback to an older release) is accepted: migrations only ever add.
+static MIGRATOR: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("../../migrations/sqlite");
+    migrator.set_ignore_missing(true);
+    migrator
+});
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
