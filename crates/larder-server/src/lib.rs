@@ -77,29 +77,19 @@ fn database_error(db: &Database, err: StoreError) -> StartError {
 /// they are all applied already.
 pub async fn open_store(db: &Database, migrate: bool) -> Result<Arc<dyn Store>, StartError> {
     let fail = |e| database_error(db, e);
-    let (store, current): (Arc<dyn Store>, bool) = match db {
-        Database::Postgres(url) => {
-            let store = PgStore::connect(url, &PgSettings::default())
+    let store: Arc<dyn Store> = match db {
+        Database::Postgres(url) => Arc::new(
+            PgStore::connect(url, &PgSettings::default())
                 .await
-                .map_err(fail)?;
-            let current = if migrate {
-                store.migrate().await.map_err(fail)?;
-                true
-            } else {
-                store.schema_is_current().await.map_err(fail)?
-            };
-            (Arc::new(store), current)
-        }
-        Database::Sqlite(url) => {
-            let store = SqliteStore::open_url(url).await.map_err(fail)?;
-            let current = if migrate {
-                store.migrate().await.map_err(fail)?;
-                true
-            } else {
-                store.schema_is_current().await.map_err(fail)?
-            };
-            (Arc::new(store), current)
-        }
+                .map_err(fail)?,
+        ),
+        Database::Sqlite(url) => Arc::new(SqliteStore::open_url(url).await.map_err(fail)?),
+    };
+    let current = if migrate {
+        store.migrate().await.map_err(fail)?;
+        true
+    } else {
+        store.schema_is_current().await.map_err(fail)?
     };
     if !current {
         let (Database::Postgres(url) | Database::Sqlite(url)) = db;

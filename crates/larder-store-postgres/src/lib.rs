@@ -62,31 +62,6 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    /// Whether every embedded migration is applied: a process that does not migrate on start
-    /// checks this, so it never serves on an old schema.
-    pub async fn schema_is_current(&self) -> StoreResult<bool> {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar("select version from _sqlx_migrations where success")
-                .fetch_all(&self.pool)
-                .await
-            {
-                Ok(versions) => versions,
-                // No migrations table: nothing was ever applied.
-                Err(sqlx::Error::Database(_)) => return Ok(false),
-                Err(err) => return Err(map_err(err)),
-            };
-        Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
-    }
-
-    /// Applies every embedded migration not applied yet. Safe to run from several processes
-    /// at once (sqlx takes an advisory lock).
-    pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Internal(e.into()))
-    }
-
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -156,6 +131,31 @@ impl Store for PgStore {
 
     fn connections(&self) -> Connections {
         Connections::of_pool(self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Whether every embedded migration is applied: a process that does not migrate on start
+    /// checks this, so it never serves on an old schema.
+    async fn schema_is_current(&self) -> StoreResult<bool> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("select version from _sqlx_migrations where success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(versions) => versions,
+                // No migrations table: nothing was ever applied.
+                Err(sqlx::Error::Database(_)) => return Ok(false),
+                Err(err) => return Err(map_err(err)),
+            };
+        Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
+    }
+
+    /// Applies every embedded migration not applied yet. Safe to run from several processes
+    /// at once (sqlx takes an advisory lock).
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Internal(e.into()))
     }
 
     async fn ping(&self) -> StoreResult<()> {

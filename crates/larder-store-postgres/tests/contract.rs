@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use larder_store::Store as _;
 use larder_store_postgres::{PgSettings, PgStore};
 
 async fn fresh_store() -> Box<PgStore> {

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use larder_store::Store as _;
 use larder_store_sqlite::SqliteStore;
 
 async fn fresh_store() -> Box<SqliteStore> {

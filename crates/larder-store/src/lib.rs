@@ -40,6 +40,14 @@ pub trait Store:
 
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Applies every embedded migration not applied yet. Safe to run from several processes
+    /// at once.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Whether every embedded migration is applied: a process that does not migrate on
+    /// start checks this, so it never serves on an old schema.
+    async fn schema_is_current(&self) -> StoreResult<bool>;
 }
 
 /// The operator token, apps, their API keys and their access levels.

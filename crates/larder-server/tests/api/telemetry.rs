@@ -247,30 +247,35 @@ fn assert_no_secret(output: &str, secrets: &Secrets, what: &str) {
     }
 }
 
-/// A process with traces exported to `collector`, logs at `debug` in `format`, output
-/// captured; started on a fresh SQLite database.
-fn spawn_observed(collector: &Collector, format: &str) -> (Larder, tempfile_dir::Dir) {
+/// A process started on a fresh SQLite database in a directory of its own, with `envs`
+/// and the operator token set, its output captured.
+fn start(envs: &[(&str, String)]) -> (Larder, tempfile_dir::Dir) {
     let dir = tempfile_dir::Dir::new();
-    let (mut cmd, base) = larder(
-        &[
-            ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
-            ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()),
-            (
-                "OTEL_RESOURCE_ATTRIBUTES",
-                "deployment.environment.name=test".to_owned(),
-            ),
-            ("LARDER_LOG_FORMAT", format.to_owned()),
-            ("RUST_LOG", "debug".to_owned()),
-        ],
-        dir.path(),
-    );
+    let mut all = vec![
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+        ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
+    ];
+    all.extend_from_slice(envs);
+    let (mut cmd, base) = larder(&all, dir.path());
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn larder");
     (Larder { child, base }, dir)
+}
+
+/// A process with traces exported to `collector` and logs at `debug` in `format`.
+fn spawn_observed(collector: &Collector, format: &str) -> (Larder, tempfile_dir::Dir) {
+    start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=test".to_owned(),
+        ),
+        ("LARDER_LOG_FORMAT", format.to_owned()),
+        ("RUST_LOG", "debug".to_owned()),
+    ])
 }
 
 /// Reads a child's pipes as it writes, so a full pipe never blocks it.
@@ -415,21 +420,7 @@ async fn traces_reach_an_otlp_collector_with_routes_not_paths() {
 #[tokio::test]
 async fn debug_logs_in_text_show_no_secret() {
     // No collector: text logs, no exporter at all.
-    let dir = tempfile_dir::Dir::new();
-    let (mut cmd, base) = larder(
-        &[
-            ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
-            ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
-            ("RUST_LOG", "debug".to_owned()),
-        ],
-        dir.path(),
-    );
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn larder");
-    let mut l = Larder { child, base };
+    let (mut l, _dir) = start(&[("RUST_LOG", "debug".to_owned())]);
     let output = drain(&mut l);
     wait_until_up(&mut l).await;
     let (secrets, _) = whole_flow(&l.base).await;
@@ -446,20 +437,14 @@ async fn debug_logs_in_text_show_no_secret() {
 async fn a_collector_that_is_down_slows_nothing() {
     // Nothing listens on the endpoint: every export fails, and requests do not notice.
     let port = crate::processes::free_port();
-    let dir = tempfile_dir::Dir::new();
-    let (mut cmd, base) = larder(
-        &[
-            ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{port}"),
-            ),
-            ("OTEL_BSP_SCHEDULE_DELAY", "10".to_owned()),
-        ],
-        dir.path(),
-    );
-    let child = cmd.stdout(Stdio::null()).spawn().expect("spawn larder");
-    let mut l = Larder { child, base };
+    let (mut l, _dir) = start(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "10".to_owned()),
+    ]);
+    let output = drain(&mut l);
     wait_until_up(&mut l).await;
     let t = TestApp::at(&l.base);
     for n in 0..50 {
@@ -476,6 +461,8 @@ async fn a_collector_that_is_down_slows_nothing() {
     assert!(status.success(), "{status}");
     // The flush gives up within its share of the grace (20 s by default).
     assert!(took < Duration::from_secs(20), "shutdown took {took:?}");
+    let (_, stderr) = output.join().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// A temporary directory removed when dropped (the process's working directory).
@@ -519,19 +506,13 @@ enum Fate {
 async fn sigterm_mid_burst_answers_every_request_already_read() {
     let _alone = crate::support::timing_sensitive().await;
     let database = larder_testkit::fresh_postgres_url().await;
-    let dir = tempfile_dir::Dir::new();
     let grace = Duration::from_secs(15);
-    let (mut cmd, base) = larder(
-        &[
-            ("DATABASE_URL", database.clone()),
-            ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
-            ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
-            ("LARDER_SHUTDOWN_GRACE", "15s".to_owned()),
-        ],
-        dir.path(),
-    );
-    let child = cmd.stdout(Stdio::null()).spawn().expect("spawn larder");
-    let mut l = Larder { child, base };
+    let (mut l, _dir) = start(&[
+        ("DATABASE_URL", database.clone()),
+        ("LARDER_SHUTDOWN_GRACE", "15s".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    let output = drain(&mut l);
     wait_until_up(&mut l).await;
     let t = TestApp::at(&l.base);
     let c = t.configured_app("Burst").await;
@@ -580,6 +561,7 @@ async fn sigterm_mid_burst_answers_every_request_already_read() {
     let (status, took) = terminate(&mut l).await;
     assert!(status.success(), "larder exited with {status}");
     assert!(took < grace, "shutdown took {took:?}, past the grace");
+    let _ = output.join();
 
     let mut recorded = Vec::new();
     let mut refused = 0;
