@@ -219,13 +219,31 @@ impl Cache for RedisCache {
     }
 
     async fn ping(&self) -> CacheResult<()> {
-        let mut conn = self.conn.clone();
-        // On a cluster PING goes to one node: a node that is down makes the lookups of its
-        // keys go to the database, which is no reason to take the service out of rotation.
-        let _: redis::Value = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(CacheError)?;
+        match self.conn.clone() {
+            Connection::One(mut conn) => {
+                let _: String = redis::cmd("PING")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(CacheError)?;
+            }
+            // A cluster answers when any primary does: a node that is down makes only the
+            // lookups of its keys go to the database, no reason to take the service out of
+            // rotation.
+            Connection::Cluster(mut conn) => {
+                use redis::cluster_routing::{
+                    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
+                };
+                conn.route_command(
+                    redis::cmd("PING"),
+                    RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::OneSucceeded),
+                    )),
+                )
+                .await
+                .map_err(CacheError)?;
+            }
+        }
         Ok(())
     }
 
@@ -604,7 +622,9 @@ mod tests {
             }
         }
         assert!(failed > 0 && failed < 60, "{failed} of 60 reads failed");
-        cache.ping().await.unwrap();
+        for _ in 0..10 {
+            cache.ping().await.unwrap();
+        }
         let c = cluster.clone();
         tokio::task::spawn_blocking(move || c.restart_node(1))
             .await

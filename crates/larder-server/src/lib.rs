@@ -336,10 +336,25 @@ pub async fn serve(
         _background: background,
         ..
     } = service;
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let noted = signalled.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = noted.set(std::time::Instant::now());
+    };
     let served = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
         .await;
     // Background runs stop once the last request is answered, not before.
     drop(background);
+    match signalled.get() {
+        // poem closes what is still open when the grace is up.
+        Some(at) if at.elapsed() >= grace => tracing::warn!(
+            grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            "the shutdown grace ran out: connections still open were closed"
+        ),
+        Some(_) => tracing::info!("every request read was answered"),
+        None => {}
+    }
     served
 }

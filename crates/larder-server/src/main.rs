@@ -43,43 +43,53 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             Ok(())
         }
         Command::Migrate(settings) => {
-            let _telemetry = telemetry::init(&settings.log, None)?;
             let db = Database::parse(&settings.database.database_url)?;
+            let _telemetry = telemetry::init(&settings.log, None)?;
             larder_server::open_store(&db, true).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Serve(raw) => {
+            // Settings first: a bad one exits 2 with its sentence, before anything starts.
+            let settings = raw.validate()?;
             let telemetry = telemetry::init(&raw.log, Some(&raw.telemetry))?;
-            let result = serve(&raw).await;
+            let result = serve(&raw, &settings).await;
             if let Err(err) = &result {
                 tracing::error!(error = %err, "larder could not start");
             }
-            let grace = larder_server::settings::parse_duration(&raw.shutdown_grace)
-                .unwrap_or(Duration::from_secs(20));
-            telemetry.shutdown(flush_budget(grace)).await;
+            telemetry
+                .shutdown(flush_budget(settings.shutdown_grace))
+                .await;
             result
         }
     }
 }
 
-async fn serve(raw: &larder_server::ServeSettings) -> Result<(), StartError> {
-    let settings = raw.validate()?;
+async fn serve(
+    raw: &larder_server::ServeSettings,
+    settings: &larder_server::Validated,
+) -> Result<(), StartError> {
     let listener = larder_server::bind(settings.listen).await?;
-    let service = larder_server::build(&settings).await?;
+    let service = larder_server::build(settings).await?;
     if let Some(token) = &service.generated_operator_token {
-        // Shown once, to whoever started the service; only its hash is stored. It never
-        // goes through the log pipeline, and with JSON logs it goes to stderr, so standard
-        // output stays one JSON object per line.
-        let notice = format!(
-            "\nLarder generated the operator token. It is shown only this once; keep it \
-             safe:\n\n    {token}\n\nSet LARDER_OPERATOR_TOKEN to use a token of your own.\n\n"
-        );
-        // One write, and a closed output is no reason to stop serving.
-        let _ = match raw.log.log_format {
-            LogFormat::Text => std::io::stdout().lock().write_all(notice.as_bytes()),
-            LogFormat::Json => std::io::stderr().lock().write_all(notice.as_bytes()),
-        };
+        match raw.log.log_format {
+            // Shown once, to whoever started the service; only its hash is stored. One
+            // write, and a closed output is no reason to stop serving.
+            LogFormat::Text => {
+                let notice = format!(
+                    "\nLarder generated the operator token. It is shown only this once; keep \
+                     it safe:\n\n    {token}\n\nSet LARDER_OPERATOR_TOKEN to use a token of \
+                     your own.\n\n"
+                );
+                let _ = std::io::stdout().lock().write_all(notice.as_bytes());
+            }
+            // JSON output goes to a log pipeline, where no secret may go: the token is not
+            // shown, and the operator sets one of their own (a configured token wins).
+            LogFormat::Json => tracing::warn!(
+                "no operator token is configured; one was generated but, with JSON logs, is \
+                 not shown: set LARDER_OPERATOR_TOKEN to use the admin API as the operator"
+            ),
+        }
     }
     if matches!(settings.database, Database::Postgres(_))
         && settings.redis_url.is_none()
@@ -110,7 +120,7 @@ async fn serve(raw: &larder_server::ServeSettings) -> Result<(), StartError> {
         addr: settings.listen.to_string(),
         reason: e.to_string(),
     })?;
-    tracing::info!("every request answered; exiting");
+    tracing::info!("larder stopped");
     Ok(())
 }
 
@@ -122,7 +132,7 @@ async fn main() -> ExitCode {
         Err(err) => {
             eprintln!("larder: {err}.");
             ExitCode::from(match err {
-                StartError::Config(_) => 2,
+                StartError::Config(_) | StartError::Telemetry(_) => 2,
                 _ => 1,
             })
         }

@@ -167,6 +167,10 @@ pub enum ConfigError {
     ShutdownGrace(String),
     #[error("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL, not `{0}`")]
     OtelEndpoint(String),
+    #[error(
+        "RUST_LOG must be log filter directives such as `info` or `warn,larder_gateway=debug`, not `{0}`"
+    )]
+    LogFilter(String),
     #[error("LARDER_OPERATOR_TOKEN must be at least 20 characters long")]
     OperatorTokenTooShort,
     #[error("LARDER_ACTIVITY_RETENTION_DAYS must be between 1 and 3650")]
@@ -294,15 +298,42 @@ fn is_redis_url(url: &str) -> bool {
     url.starts_with("redis://") || url.starts_with("rediss://")
 }
 
-/// `url` with any password replaced, for messages.
+/// `url` with any password replaced, for messages: the one in the user part and any query
+/// parameter whose name holds `password` (`?password=`, `?sslpassword=`).
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            let secret_query = parsed
+                .query_pairs()
+                .any(|(k, _)| k.to_ascii_lowercase().contains("password"));
+            if secret_query {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k.to_ascii_lowercase().contains("password") {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             parsed.to_string()
         }
-        Ok(_) => url.to_owned(),
-        Err(_) => url.split('@').next_back().unwrap_or_default().to_owned(),
+        // Not a URL: keep what follows the last `@` and drop any query.
+        Err(_) => url
+            .split('@')
+            .next_back()
+            .unwrap_or_default()
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -343,6 +374,9 @@ impl ServeSettings {
         let shutdown_grace = parse_duration(&self.shutdown_grace)
             .filter(|d| (1..=3600).contains(&d.as_secs()))
             .ok_or_else(|| ConfigError::ShutdownGrace(self.shutdown_grace.clone()))?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.log_filter).is_err() {
+            return Err(ConfigError::LogFilter(self.log.log_filter.clone()));
+        }
         if let Some(endpoint) = &self.telemetry.otel_endpoint {
             let ok = url::Url::parse(endpoint)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
@@ -516,5 +550,10 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=hunter2&sslpassword=x"),
+            "postgres://u@h/db?sslmode=require&password=***&sslpassword=***"
+        );
+        assert!(!redact_url("not a url?password=hunter2").contains("hunter2"));
     }
 }

@@ -106,9 +106,13 @@ fn provider(
     {
         exporter = exporter.with_timeout(EXPORT_TIMEOUT);
     }
-    let exporter = exporter
-        .build()
-        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    // The builder's error repeats the endpoint as given; the message names it redacted.
+    let exporter = exporter.build().map_err(|_| {
+        TelemetryError::Exporter(format!(
+            "{} is not a URL the exporter can post to",
+            crate::redact_url(endpoint)
+        ))
+    })?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(resource(settings))
@@ -255,7 +259,14 @@ where
                 line.insert("spans".into(), Value::Array(spans));
             }
         }
-        if let Some(span) = ctx.lookup_current()
+        // The innermost span that is exported carries the ids; spans of other crates (not
+        // exported) sit inside it without any.
+        let exported = ctx.event_scope().and_then(|scope| {
+            scope
+                .into_iter()
+                .find(|span| span.extensions().get::<OtelData>().is_some())
+        });
+        if let Some(span) = exported
             && let Some(otel) = span.extensions().get::<OtelData>()
         {
             let parent = otel.parent_cx.span();

@@ -99,6 +99,22 @@ fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// A Secret's value, decoded.
+fn decode(base64: &str) -> String {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(base64.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("base64 runs");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn container(deployment: &Value) -> &Value {
     &deployment["spec"]["template"]["spec"]["containers"][0]
 }
@@ -276,12 +292,26 @@ fn pods_are_probed_drained_and_locked_down() {
     ]);
     let changed = &one(&changed, "Deployment")["spec"]["template"]["metadata"]["annotations"];
     assert_ne!(changed["checksum/config"], checksum.as_str());
-    let selector = &one(&docs, "Service")["spec"]["selector"];
+    // Every selector picks the service's pods and never the migration's.
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
     let job_labels = &one(&docs, "Job")["spec"]["template"]["metadata"]["labels"];
-    assert_ne!(
-        selector["app.kubernetes.io/component"],
-        job_labels["app.kubernetes.io/component"]
-    );
+    let selects = |selector: &Value, labels: &Value| {
+        let selector = selector.as_object().expect("a selector");
+        !selector.is_empty() && selector.iter().all(|(k, v)| &labels[k] == v)
+    };
+    let selectors = [
+        &one(&docs, "Service")["spec"]["selector"],
+        &deployment["spec"]["selector"]["matchLabels"],
+        &one(&docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        &pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"],
+    ];
+    for selector in selectors {
+        assert!(selects(selector, pod_labels), "{selector} misses the pods");
+        assert!(
+            !selects(selector, job_labels),
+            "{selector} picks the migration"
+        );
+    }
 }
 
 #[test]
@@ -297,6 +327,17 @@ fn an_existing_secret_replaces_the_charts_own() {
     assert_eq!(
         job["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]["name"],
         "larder-secrets"
+    );
+    let keyed = render(&[
+        "-f",
+        &value_set("existing-secret-ingress-values.yaml"),
+        "--set",
+        "migrations.existingSecretKey=MIGRATION_DATABASE_URL",
+    ]);
+    let env = &one(&keyed, "Job")["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(
+        env["valueFrom"]["secretKeyRef"]["key"],
+        "MIGRATION_DATABASE_URL"
     );
     let ingress = one(&docs, "Ingress");
     assert_eq!(ingress["apiVersion"], "networking.k8s.io/v1");
@@ -341,6 +382,17 @@ fn scaling_objects_render_with_the_apis_they_need() {
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+    // The migration goes straight to PostgreSQL while the pods use PgBouncer.
+    let hook_secret = all(&docs, "Secret")
+        .into_iter()
+        .find(|s| !s["metadata"]["annotations"]["helm.sh/hook"].is_null())
+        .expect("the migration's Secret");
+    let url = hook_secret["data"]["DATABASE_URL"].as_str().unwrap();
+    assert_eq!(
+        decode(url),
+        "postgres://larder:change-me@postgres.databases.svc:5432/larder"
+    );
     // The alert rules use the metrics Larder exports.
     let rules = &one(&docs, "PrometheusRule")["spec"]["groups"][0]["rules"];
     let names: Vec<&str> = rules

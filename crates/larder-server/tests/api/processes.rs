@@ -377,8 +377,14 @@ fn run_to_exit(envs: &[(&str, &str)]) -> (i32, String) {
 #[test]
 fn invalid_configuration_exits_with_one_sentence() {
     type Case<'a> = (&'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 6] = [
         (&[("LARDER_LISTEN", "nowhere")], 2, "LARDER_LISTEN"),
+        (&[("RUST_LOG", "larder=[nope")], 2, "RUST_LOG"),
+        (
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")],
+            2,
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
         (
             &[("DATABASE_URL", "mysql://u:hunter2@h/db")],
             2,
@@ -505,7 +511,17 @@ async fn on_a_redis_cluster_intake_outlives_a_node_restart() {
     tokio::task::spawn_blocking(move || c1.stop_node(1))
         .await
         .unwrap();
-    // A third of the keys are unreachable: those lookups go to the database.
+    // A third of the keys are unreachable: those lookups go to the database, and the
+    // service stays ready.
+    for _ in 0..5 {
+        let ready = t
+            .client()
+            .get(format!("{}/readyz", l.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::OK);
+    }
     for order in 20..40 {
         assert_eq!(deliver(order).await.body["status"], "applied");
     }
