@@ -105,6 +105,10 @@ typed_id!(
     /// One delivery attempt: an entry of the activity log.
     DeliveryId
 );
+typed_id!(
+    /// A message to a member, in the outbox.
+    MessageId
+);
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,8 @@ pub mod thrivecart;
 pub use email::{Email, InvalidEmail};
 pub use grant::{GrantSource, OverrideStatus};
 pub use ids::{
-    AccessLevelId, ApiKeyId, AppId, DeliveryId, GrantId, MappingId, MemberId, ParseIdError,
+    AccessLevelId, ApiKeyId, AppId, DeliveryId, GrantId, MappingId, MemberId, MessageId,
+    ParseIdError,
 };
 pub use name::{InvalidName, Name};
 pub use policy::{CancellationPolicy, TestModePolicy};

@@ -293,6 +293,15 @@ impl DeliveryStore for PgStore {
             new_member_id: MemberId::new(),
         });
         write_plan(&mut tx, app, &order, &plan).await?;
+        crate::outbox::queue_welcome(
+            &mut tx,
+            app,
+            &plan,
+            apply.delivery.mode,
+            apply.delivery.customer.as_ref().map(|c| &c.email),
+            apply.now,
+        )
+        .await?;
         let status = DeliveryStatus::from(plan.status);
         insert_delivery(&mut tx, d, status, &plan.message, &plan.effects).await?;
         tx.commit().await.map_err(map_err)?;

@@ -9,6 +9,7 @@ mod apps;
 mod deliveries;
 mod integrations;
 mod members;
+mod outbox;
 mod rows;
 mod signin;
 

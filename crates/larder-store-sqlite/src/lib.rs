@@ -12,6 +12,7 @@ mod apps;
 mod deliveries;
 mod integrations;
 mod members;
+mod outbox;
 mod rows;
 mod signin;
 

@@ -56,6 +56,11 @@ macro_rules! contract_cases {
             deleting_a_member_erases_them_and_keeps_the_log,
             member_activity_holds_their_deliveries,
             erasing_a_member_leaves_other_customers_alone,
+            a_first_purchase_queues_one_welcome,
+            messages_are_claimed_once_retried_and_finished,
+            concurrent_claims_never_share_a_message,
+            messages_are_listed_filtered_and_scoped,
+            member_settings_round_trip,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -1790,4 +1795,376 @@ pub async fn erasing_a_member_leaves_other_customers_alone(store: &dyn Store) {
             .as_str(),
         "jordan.ellis@example.com"
     );
+}
+
+// --- the outbox -------------------------------------------------------------------------
+
+/// The bump-and-upsell purchase, by `email`, as order `order`, in `mode`.
+fn purchase_by(address: &str, order: &str, mode: &str) -> serde_json::Value {
+    let mut d = doc(fixture!("02-order-success-bump-and-upsell"));
+    d["customer"]["email"] = address.into();
+    d["order_id"] = order.into();
+    d["order"]["id"] = order.into();
+    d["mode"] = mode.into();
+    d.as_object_mut().unwrap().remove("mode_int");
+    d
+}
+
+/// An app with one member and no message yet (its welcome is off).
+async fn quiet_member(store: &dyn Store) -> (AppId, larder_access::MemberId) {
+    let (app, _) = shop(store).await;
+    let off = MemberSettings {
+        welcome_email: WelcomeEmail::Off,
+        ..MemberSettings::default()
+    };
+    store.put_member_settings(app, off).await.unwrap();
+    deliver(store, app, &purchase_by("quinn@example.com", "9200001", "live")).await;
+    let (member, _) = only_member(store, app).await;
+    (app, member.id)
+}
+
+async fn messages(store: &dyn Store, app: AppId, filter: MessageFilter) -> Vec<Message> {
+    store
+        .list_messages(app, filter, PageRequest::first(200))
+        .await
+        .unwrap()
+        .items
+}
+
+fn kinds(messages: &[Message]) -> Vec<(String, String)> {
+    let mut kinds: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| (m.to.as_str().to_owned(), m.kind.as_str().to_owned()))
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+pub async fn a_first_purchase_queues_one_welcome(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    let first = purchase_by("jordan@example.com", "9100001", "live");
+    assert_eq!(
+        deliver(store, app, &first).await.status,
+        DeliveryStatus::Applied
+    );
+    // A retry, a second purchase and a replay: still one welcome.
+    assert_eq!(
+        deliver(store, app, &first).await.status,
+        DeliveryStatus::Duplicate
+    );
+    let again = purchase_by("jordan@example.com", "9100002", "live");
+    assert_eq!(
+        deliver(store, app, &again).await.status,
+        DeliveryStatus::Applied
+    );
+    let welcome = messages(store, app, MessageFilter::default()).await;
+    assert_eq!(
+        kinds(&welcome),
+        [("jordan@example.com".into(), "welcome".into())]
+    );
+    assert_eq!(welcome[0].status, MessageStatus::Queued);
+    assert_eq!(welcome[0].attempts, 0);
+    let (member, _) = only_member(store, app).await;
+    assert_eq!(welcome[0].member_id, member.id);
+
+    // A test purchase welcomes nobody, unless the app asks.
+    let test = purchase_by("tess@example.com", "9100003", "test");
+    assert_eq!(
+        deliver(store, app, &test).await.status,
+        DeliveryStatus::Applied
+    );
+    assert_eq!(
+        messages(store, app, MessageFilter::default()).await.len(),
+        1
+    );
+    let asked = MemberSettings {
+        welcome_for_test_purchases: true,
+        ..MemberSettings::default()
+    };
+    store.put_member_settings(app, asked).await.unwrap();
+    let test = purchase_by("tom@example.com", "9100004", "test");
+    deliver(store, app, &test).await;
+    let all = messages(store, app, MessageFilter::default()).await;
+    assert_eq!(
+        kinds(&all),
+        [
+            ("jordan@example.com".into(), "welcome".into()),
+            ("tom@example.com".into(), "welcome".into()),
+        ]
+    );
+
+    // Welcomes off: none.
+    let off = MemberSettings {
+        welcome_email: WelcomeEmail::Off,
+        ..MemberSettings::default()
+    };
+    store.put_member_settings(app, off).await.unwrap();
+    deliver(
+        store,
+        app,
+        &purchase_by("otto@example.com", "9100005", "live"),
+    )
+    .await;
+    assert_eq!(
+        messages(store, app, MessageFilter::default()).await.len(),
+        2
+    );
+
+    // A purchase of nothing mapped gives no access, so no welcome either.
+    store
+        .put_member_settings(app, MemberSettings::default())
+        .await
+        .unwrap();
+    let mut unmapped = purchase_by("uma@example.com", "9100006", "live");
+    unmapped["purchase_map"] = serde_json::json!(["product-999"]);
+    unmapped["accessible_purchase_map"] = serde_json::json!(["product-999"]);
+    unmapped["base_product"] = "999".into();
+    unmapped["order"]["charges"] = serde_json::json!([]);
+    deliver(store, app, &unmapped).await;
+    assert_eq!(
+        messages(store, app, MessageFilter::default()).await.len(),
+        2
+    );
+}
+
+pub async fn messages_are_claimed_once_retried_and_finished(store: &dyn Store) {
+    let (app, member) = quiet_member(store).await;
+    let lease = std::time::Duration::from_secs(60);
+    let queued = store
+        .queue_message(app, member, MessageKind::Invitation, at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(queued.status, MessageStatus::Queued);
+    let claimed = store.claim_messages(at(NOW), lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message.id, queued.id);
+    // Claimed: nobody else gets it while the lease lasts.
+    assert!(
+        store
+            .claim_messages(at(NOW + 1), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let retry = Attempt::Retry {
+        error: "421 try later".into(),
+        retry_at: at(NOW + 10),
+    };
+    assert!(
+        store
+            .finish_message(&claimed[0], retry.clone(), at(NOW + 1))
+            .await
+            .unwrap()
+    );
+    // A finished claim cannot finish again.
+    assert!(
+        !store
+            .finish_message(&claimed[0], Attempt::Sent, at(NOW + 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_messages(at(NOW + 5), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let second = store.claim_messages(at(NOW + 10), lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].message.attempts, 1);
+    assert_eq!(
+        second[0].message.last_error.as_deref(),
+        Some("421 try later")
+    );
+
+    // A lease that runs out lets another claim take the message; the first claim is then
+    // powerless.
+    let third = store.claim_messages(at(NOW + 71), lease, 10).await.unwrap();
+    assert_eq!(third.len(), 1);
+    assert_ne!(third[0].claim, second[0].claim);
+    assert!(
+        !store
+            .finish_message(&second[0], Attempt::Sent, at(NOW + 72))
+            .await
+            .unwrap()
+    );
+    let give_up = Attempt::GiveUp {
+        error: "550 no such user".into(),
+    };
+    assert!(
+        store
+            .finish_message(&third[0], give_up, at(NOW + 72))
+            .await
+            .unwrap()
+    );
+    let list = messages(store, app, MessageFilter::default()).await;
+    assert_eq!(list[0].status, MessageStatus::Failed);
+    assert_eq!(list[0].attempts, 2);
+    assert_eq!(list[0].last_error.as_deref(), Some("550 no such user"));
+    assert!(
+        store
+            .claim_messages(at(NOW + 9999), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Sent: done, with the time it went.
+    store
+        .queue_message(app, member, MessageKind::PasswordReset, at(NOW + 100))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_messages(at(NOW + 100), lease, 10)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finish_message(&claimed[0], Attempt::Sent, at(NOW + 101))
+            .await
+            .unwrap()
+    );
+    let sent = &messages(store, app, MessageFilter::default()).await[0];
+    assert_eq!(sent.status, MessageStatus::Sent);
+    assert_eq!(sent.sent_at, Some(at(NOW + 101)));
+    assert_eq!(sent.attempts, 1);
+    assert!(
+        store
+            .claim_messages(at(NOW + 9999), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn concurrent_claims_never_share_a_message(store: &dyn Store) {
+    let (app, member) = quiet_member(store).await;
+    for _ in 0..24 {
+        store
+            .queue_message(app, member, MessageKind::MagicLink, at(NOW))
+            .await
+            .unwrap();
+    }
+    let lease = std::time::Duration::from_secs(60);
+    let claims =
+        futures::future::join_all((0..6).map(|_| store.claim_messages(at(NOW + 1), lease, 5)))
+            .await;
+    let mut ids: Vec<_> = claims
+        .into_iter()
+        .flat_map(|c| c.unwrap())
+        .map(|c| c.message.id)
+        .collect();
+    let claimed = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), claimed, "a message was claimed twice");
+    assert_eq!(claimed, 24);
+}
+
+pub async fn messages_are_listed_filtered_and_scoped(store: &dyn Store) {
+    let (app, member) = quiet_member(store).await;
+    assert_eq!(store.oldest_queued_message().await.unwrap(), None);
+    for (kind, t) in [
+        (MessageKind::Invitation, NOW),
+        (MessageKind::MagicLink, NOW + 1),
+        (MessageKind::MagicLink, NOW + 2),
+    ] {
+        store.queue_message(app, member, kind, at(t)).await.unwrap();
+    }
+    assert_eq!(store.oldest_queued_message().await.unwrap(), Some(at(NOW)));
+    let all = messages(store, app, MessageFilter::default()).await;
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let magic = MessageFilter {
+        kind: Some(MessageKind::MagicLink),
+        ..MessageFilter::default()
+    };
+    assert_eq!(messages(store, app, magic).await.len(), 2);
+    let sent = MessageFilter {
+        status: Some(MessageStatus::Sent),
+        ..MessageFilter::default()
+    };
+    assert!(messages(store, app, sent).await.is_empty());
+    let theirs = MessageFilter {
+        member: Some(member),
+        ..MessageFilter::default()
+    };
+    assert_eq!(messages(store, app, theirs).await.len(), 3);
+    // Pages cover every message once.
+    let first = store
+        .list_messages(app, MessageFilter::default(), PageRequest::first(2))
+        .await
+        .unwrap();
+    let next = first.next.expect("a second page");
+    let rest = store
+        .list_messages(
+            app,
+            MessageFilter::default(),
+            PageRequest::first(2).after(next),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len() + rest.items.len(), 3);
+    assert!(rest.next.is_none());
+
+    // Another app sees none of them and cannot queue for this app's member.
+    let other = self::app(store, "other").await;
+    assert!(
+        messages(store, other.id, MessageFilter::default())
+            .await
+            .is_empty()
+    );
+    let refused = store
+        .queue_message(other.id, member, MessageKind::Invitation, at(NOW))
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+
+    // Erasing the member erases their messages.
+    store.delete_member(app, member).await.unwrap();
+    assert!(
+        messages(store, app, MessageFilter::default())
+            .await
+            .is_empty()
+    );
+    assert_eq!(store.oldest_queued_message().await.unwrap(), None);
+}
+
+pub async fn member_settings_round_trip(store: &dyn Store) {
+    let a = app(store, "settings").await;
+    assert_eq!(
+        store.member_settings(a.id).await.unwrap(),
+        MemberSettings::default()
+    );
+    let set = MemberSettings {
+        member_url: Some("https://members.example.com".into()),
+        sender_name: Some("Pantry Club".into()),
+        reply_to: Some(email("help@example.com")),
+        welcome_email: WelcomeEmail::MagicLink,
+        welcome_for_test_purchases: true,
+        subject_template: Some("Welcome to {{app_name}}".into()),
+        body_template: Some("Hello {{member_name}}".into()),
+        cors_origins: vec!["https://members.example.com".into()],
+    };
+    assert_eq!(
+        store.put_member_settings(a.id, set.clone()).await.unwrap(),
+        set
+    );
+    assert_eq!(store.member_settings(a.id).await.unwrap(), set);
+    let reset = MemberSettings::default();
+    store
+        .put_member_settings(a.id, reset.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.member_settings(a.id).await.unwrap(), reset);
+    let missing = AppId::new();
+    assert!(matches!(
+        store.member_settings(missing).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.put_member_settings(missing, reset).await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -11,6 +11,7 @@
 //! so the two implementations cannot drift apart.
 
 mod error;
+mod outbox;
 pub mod personal_data;
 mod records;
 
@@ -18,6 +19,7 @@ mod records;
 pub mod contract;
 
 pub use error::{BoxError, StoreError};
+pub use outbox::*;
 pub use records::*;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +32,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Larder's persistent state. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait::async_trait]
 pub trait Store:
-    AppStore + IntegrationStore + DeliveryStore + MemberStore + SignInStore + std::fmt::Debug + 'static
+    AppStore
+    + IntegrationStore
+    + DeliveryStore
+    + MemberStore
+    + SignInStore
+    + OutboxStore
+    + std::fmt::Debug
+    + 'static
 {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> Backend;
@@ -282,6 +291,56 @@ pub trait SignInStore: Send + Sync {
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     /// Deletes expired sessions and used or expired invitations. Returns how many.
     async fn prune_sign_ins(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// The outbox of messages to members, and the settings of what members receive.
+///
+/// `apply_delivery` queues the automatic welcome itself, in its transaction; these are the
+/// rest: queueing by hand, the sender's claims and attempts, and the admin's views.
+#[async_trait::async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Queues a message to `member` (at their address now), due at once. `NotFound` for a
+    /// member that is not the app's.
+    async fn queue_message(
+        &self,
+        app: AppId,
+        member: MemberId,
+        kind: MessageKind,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message>;
+    /// Claims up to `limit` due messages for `lease`: until it runs out, no other claim gets
+    /// them (several processes never send one message twice). Oldest due first.
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedMessage>>;
+    /// Records how an attempt ended. `false` when the claim was no longer this one (it ran
+    /// out and another sender took the message): nothing is changed then.
+    async fn finish_message(
+        &self,
+        claimed: &ClaimedMessage,
+        attempt: Attempt,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// An app's messages, newest first.
+    async fn list_messages(
+        &self,
+        app: AppId,
+        filter: MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Message>>;
+    /// When the oldest message still queued was queued, across every app.
+    async fn oldest_queued_message(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// The app's settings (the defaults until changed). `NotFound` for an unknown app.
+    async fn member_settings(&self, app: AppId) -> StoreResult<MemberSettings>;
+    /// Replaces the app's settings.
+    async fn put_member_settings(
+        &self,
+        app: AppId,
+        settings: MemberSettings,
+    ) -> StoreResult<MemberSettings>;
 }
 
 /// A store's connection pool at one moment.
