@@ -12,7 +12,7 @@ use prometheus::{
 
 /// Every metric's name: the contract dashboards and alerts (`helm/larder`'s PrometheusRule)
 /// rely on.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 11] = [
     "larder_http_requests_total",
     "larder_http_request_duration_seconds",
     "larder_webhook_deliveries_total",
@@ -22,6 +22,8 @@ pub const NAMES: [&str; 9] = [
     "larder_db_pool_connections",
     "larder_background_job_runs_total",
     "larder_background_job_last_success_timestamp_seconds",
+    "larder_messages_total",
+    "larder_outbox_oldest_queued_seconds",
 ];
 
 /// Latency buckets, in seconds: 0.5 ms to 5 s.
@@ -89,6 +91,8 @@ pub struct Metrics {
     pool: IntGaugeVec,
     job_runs: IntCounterVec,
     job_success: GaugeVec,
+    messages: IntCounterVec,
+    outbox_oldest: Gauge,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -160,6 +164,17 @@ impl Metrics {
             &["job"],
         )
         .expect("constant metric names are valid");
+        let messages = counter(
+            "messages_total",
+            "Attempts at sending messages to members, by kind (welcome, invitation, magic_link, \
+             password_reset) and result (sent, retry, failed).",
+            &["kind", "result"],
+        );
+        let outbox_oldest = Gauge::new(
+            "outbox_oldest_queued_seconds",
+            "How long the oldest message still queued has waited (0 when none is).",
+        )
+        .expect("constant metric names are valid");
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -170,6 +185,8 @@ impl Metrics {
             Box::new(pool.clone()),
             Box::new(job_runs.clone()),
             Box::new(job_success.clone()),
+            Box::new(messages.clone()),
+            Box::new(outbox_oldest.clone()),
         ] {
             registry
                 .register(metric)
@@ -186,7 +203,19 @@ impl Metrics {
             pool,
             job_runs,
             job_success,
+            messages,
+            outbox_oldest,
         }
+    }
+
+    /// One attempt at sending a message of `kind`: `sent`, `retry` or `failed`.
+    pub fn message(&self, kind: &'static str, result: &'static str) {
+        self.messages.with_label_values(&[kind, result]).inc();
+    }
+
+    /// How long the oldest queued message has waited, at the scrape.
+    pub fn outbox_oldest(&self, seconds: f64) {
+        self.outbox_oldest.set(seconds.max(0.0));
     }
 
     /// One HTTP answer. `route` is the route template (`/admin/v1/apps/{app_id}`), never the
@@ -297,6 +326,8 @@ mod tests {
         m.pool(1, 2);
         m.job("prune_activity", false, 0.0);
         m.job("prune_activity", true, 1.0);
+        m.message("welcome", "sent");
+        m.outbox_oldest(0.0);
         let text = m.render();
         let mut exported: Vec<&str> = text
             .lines()

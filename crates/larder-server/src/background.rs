@@ -48,7 +48,12 @@ fn finished(metrics: &Metrics, job: &'static str, result: StoreResult<u64>, what
     }
 }
 
-pub fn spawn(store: Arc<dyn Store>, metrics: Metrics, retention: Duration) -> Background {
+pub fn spawn(
+    store: Arc<dyn Store>,
+    metrics: Metrics,
+    retention: Duration,
+    sender: larder_mail::Sender,
+) -> Background {
     let revoker = {
         let store = store.clone();
         let metrics = metrics.clone();
@@ -85,5 +90,5 @@ pub fn spawn(store: Arc<dyn Store>, metrics: Metrics, retention: Duration) -> Ba
             );
         }
     });
-    Background(vec![revoker, pruner])
+    Background(vec![revoker, pruner, sender.spawn()])
 }

@@ -201,6 +201,12 @@ pub async fn edge<E: Endpoint>(
 pub async fn render_metrics(metrics: Data<&Metrics>, tenancy: Data<&Tenancy>) -> Response {
     let pool = tenancy.store().connections();
     metrics.pool(pool.in_use, pool.idle);
+    match tenancy.store().oldest_queued_message().await {
+        Ok(oldest) => metrics.outbox_oldest(oldest.map_or(0.0, |at| {
+            (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0
+        })),
+        Err(err) => tracing::warn!(error = %err, "could not read the outbox for /metrics"),
+    }
     metrics
         .render()
         .with_content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -266,10 +266,16 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         .data(tenancy.clone())
         .data(members)
         .data(metrics.clone());
+    let sender = larder_mail::Sender::new(
+        tenancy.store().clone(),
+        mail_settings(settings)?,
+        metrics.clone(),
+    );
     let background = background::spawn(
         tenancy.store().clone(),
         metrics.clone(),
         settings.activity_retention,
+        sender,
     );
     let endpoint = route
         .around(move |ep, req| http::edge(ep, req, metrics.clone(), routes.clone()))
@@ -279,6 +285,25 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         tenancy,
         generated_operator_token: generated,
         _background: background,
+    })
+}
+
+/// Where messages to members go: the SMTP server the settings name, else `.eml` files in
+/// the outbox directory.
+fn mail_settings(settings: &Validated) -> Result<larder_mail::MailSettings, StartError> {
+    let transport = match &settings.smtp_url {
+        Some(url) => larder_mail::Transport::smtp(url, settings.smtp_password.as_deref())
+            .map_err(|_| StartError::Config(ConfigError::SmtpUrl))?,
+        None => larder_mail::Transport::files(&settings.outbox_dir),
+    };
+    let from = settings
+        .mail_from
+        .parse()
+        .map_err(|_| StartError::Config(ConfigError::MailFrom(settings.mail_from.clone())))?;
+    Ok(larder_mail::MailSettings {
+        transport,
+        from,
+        public_url: settings.public_url.clone(),
     })
 }
 

@@ -124,6 +124,26 @@ pub struct ServeSettings {
     #[arg(long, env = "LARDER_ACTIVITY_RETENTION_DAYS", default_value_t = 90)]
     pub activity_retention_days: u32,
 
+    /// SMTP server for messages to members: `smtp://host[:port]` (plain, upgraded with
+    /// STARTTLS when the server offers it) or `smtps://host[:port]` (TLS); credentials in the
+    /// URL or in LARDER_SMTP_PASSWORD_FILE. Unset: each message is written as an `.eml` file
+    /// in LARDER_OUTBOX_DIR.
+    #[arg(long, env = "LARDER_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// A file holding the SMTP password (for the URL's user name), instead of one in the URL.
+    #[arg(long, env = "LARDER_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<std::path::PathBuf>,
+
+    /// Where messages go without LARDER_SMTP_URL: one `.eml` file each.
+    #[arg(long, env = "LARDER_OUTBOX_DIR", default_value = "data/outbox")]
+    pub outbox_dir: std::path::PathBuf,
+
+    /// The address messages to members come from, a bare address (each app may give it a
+    /// display name).
+    #[arg(long, env = "LARDER_MAIL_FROM", default_value = "larder@localhost")]
+    pub mail_from: String,
+
     /// Apply database migrations before serving. Turn it off where a deploy step migrates
     /// (the Helm chart's hook); the service then refuses to start on an old schema.
     #[arg(
@@ -167,6 +187,12 @@ pub enum ConfigError {
     ShutdownGrace(String),
     #[error("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL, not `{0}`")]
     OtelEndpoint(String),
+    #[error("LARDER_SMTP_URL must be smtp://host[:port] or smtps://host[:port]")]
+    SmtpUrl,
+    #[error("LARDER_SMTP_PASSWORD_FILE cannot be read: {0}")]
+    SmtpPasswordFile(String),
+    #[error("LARDER_MAIL_FROM must be a bare email address such as larder@example.com, not `{0}`")]
+    MailFrom(String),
     #[error(
         "RUST_LOG must be log filter directives such as `info` or `warn,larder_gateway=debug`, not `{0}`"
     )]
@@ -191,6 +217,12 @@ pub struct Validated {
     pub activity_retention: std::time::Duration,
     pub migrate_on_start: bool,
     pub shutdown_grace: std::time::Duration,
+    /// Where messages to members go; `None`: `.eml` files under `data/outbox/`.
+    pub smtp_url: Option<String>,
+    /// Read from LARDER_SMTP_PASSWORD_FILE.
+    pub smtp_password: Option<String>,
+    pub outbox_dir: std::path::PathBuf,
+    pub mail_from: String,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -237,6 +269,10 @@ impl std::fmt::Debug for ServeSettings {
             .field("activity_retention_days", &self.activity_retention_days)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("smtp_password_file", &self.smtp_password_file)
+            .field("outbox_dir", &self.outbox_dir)
+            .field("mail_from", &self.mail_from)
             .field("log", &self.log)
             .field("telemetry", &self.telemetry)
             .finish()
@@ -256,6 +292,10 @@ impl std::fmt::Debug for Validated {
             .field("activity_retention", &self.activity_retention)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("smtp_password", &secret(&self.smtp_password))
+            .field("outbox_dir", &self.outbox_dir)
+            .field("mail_from", &self.mail_from)
             .finish()
     }
 }
@@ -374,6 +414,33 @@ impl ServeSettings {
         let shutdown_grace = parse_duration(&self.shutdown_grace)
             .filter(|d| (1..=3600).contains(&d.as_secs()))
             .ok_or_else(|| ConfigError::ShutdownGrace(self.shutdown_grace.clone()))?;
+        if let Some(smtp) = &self.smtp_url {
+            let ok = url::Url::parse(smtp).is_ok_and(|u| {
+                matches!(u.scheme(), "smtp" | "smtps")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+            });
+            if !ok {
+                return Err(ConfigError::SmtpUrl);
+            }
+        }
+        let smtp_password = match &self.smtp_password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::SmtpPasswordFile(format!("{}: {e}", path.display())))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let mail_from = self.mail_from.trim();
+        let bare = mail_from.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !mail_from.contains(|c: char| c.is_whitespace() || "<>\",;".contains(c))
+        });
+        if !bare {
+            return Err(ConfigError::MailFrom(self.mail_from.clone()));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.log_filter).is_err() {
             return Err(ConfigError::LogFilter(self.log.log_filter.clone()));
         }
@@ -405,6 +472,10 @@ impl ServeSettings {
             operator_token: self.operator_token.clone(),
             migrate_on_start: self.migrate_on_start,
             shutdown_grace,
+            smtp_url: self.smtp_url.clone(),
+            smtp_password,
+            outbox_dir: self.outbox_dir.clone(),
+            mail_from: mail_from.to_owned(),
         })
     }
 }

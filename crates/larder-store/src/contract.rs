@@ -1818,7 +1818,12 @@ async fn quiet_member(store: &dyn Store) -> (AppId, larder_access::MemberId) {
         ..MemberSettings::default()
     };
     store.put_member_settings(app, off).await.unwrap();
-    deliver(store, app, &purchase_by("quinn@example.com", "9200001", "live")).await;
+    deliver(
+        store,
+        app,
+        &purchase_by("quinn@example.com", "9200001", "live"),
+    )
+    .await;
     let (member, _) = only_member(store, app).await;
     (app, member.id)
 }

@@ -12,6 +12,7 @@ mod clients;
 mod docs;
 mod flow;
 mod isolation;
+mod mail;
 mod members;
 mod operations;
 mod processes;

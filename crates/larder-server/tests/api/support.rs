@@ -82,6 +82,13 @@ pub async fn settings(backend: Backend) -> Validated {
         activity_retention: std::time::Duration::from_secs(90 * 24 * 60 * 60),
         migrate_on_start: true,
         shutdown_grace: std::time::Duration::from_secs(5),
+        smtp_url: None,
+        smtp_password: None,
+        outbox_dir: larder_testkit::fresh_sqlite_path()
+            .parent()
+            .expect("a directory")
+            .join("outbox"),
+        mail_from: "larder@larder.test".into(),
     }
 }
 

@@ -1,0 +1,210 @@
+//! What a message says: a subject, a plain-text body and its HTML twin, from the app's
+//! templates or the defaults, with a small set of placeholders:
+//!
+//! | placeholder | value |
+//! | --- | --- |
+//! | `{{app_name}}` | the app's name |
+//! | `{{member_name}}` | the member's name, or their address when they have none |
+//! | `{{member_email}}` | the member's address |
+//! | `{{access_levels}}` | the levels they have, separated by commas |
+//! | `{{link}}` | the link the message is about (set a password, sign in…) |
+//!
+//! Values are inserted as text: in the HTML body they are escaped, so a member's name
+//! cannot add markup. An unknown placeholder stays as written.
+
+use larder_store::{MessageKind, WelcomeEmail};
+
+/// What the placeholders stand for.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub app_name: String,
+    pub member_name: Option<String>,
+    pub member_email: String,
+    pub access_levels: Vec<String>,
+    pub link: String,
+}
+
+/// A message ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The default subject and body of a kind (`welcome` in the way the app welcomes).
+fn defaults(kind: MessageKind, welcome: WelcomeEmail) -> (&'static str, &'static str) {
+    match (kind, welcome) {
+        (MessageKind::Welcome, WelcomeEmail::MagicLink) => (
+            "Welcome to {{app_name}}",
+            "Hello {{member_name}},\n\nYour {{app_name}} account is ready, with access to: \
+             {{access_levels}}.\n\nSign in with this link (it works once, for 15 minutes):\n\
+             {{link}}\n\nYou can ask for a new link on the sign-in page at any time.",
+        ),
+        (MessageKind::Welcome, _) => (
+            "Welcome to {{app_name}}",
+            "Hello {{member_name}},\n\nYour {{app_name}} account is ready, with access to: \
+             {{access_levels}}.\n\nSet your password to sign in:\n{{link}}\n\nThe link works \
+             once, for 7 days.",
+        ),
+        (MessageKind::Invitation, _) => (
+            "Set your password for {{app_name}}",
+            "Hello {{member_name}},\n\nSet your password for {{app_name}} with this link:\n\
+             {{link}}\n\nThe link works once, for 7 days.",
+        ),
+        (MessageKind::MagicLink, _) => (
+            "Your sign-in link for {{app_name}}",
+            "Hello {{member_name}},\n\nSign in to {{app_name}} with this link:\n{{link}}\n\n\
+             It works once, for 15 minutes. If you did not ask for it, ignore this message.",
+        ),
+        (MessageKind::PasswordReset, _) => (
+            "Reset your {{app_name}} password",
+            "Hello {{member_name}},\n\nSet a new password for {{app_name}} with this link:\n\
+             {{link}}\n\nIt works once, for 1 hour. If you did not ask for it, ignore this \
+             message: your password stays as it is.",
+        ),
+    }
+}
+
+fn fill(template: &str, ctx: &Context, escape: fn(&str) -> String) -> String {
+    let name = ctx.member_name.as_deref().unwrap_or(&ctx.member_email);
+    let levels = if ctx.access_levels.is_empty() {
+        "nothing yet".to_owned()
+    } else {
+        ctx.access_levels.join(", ")
+    };
+    template
+        .replace("{{app_name}}", &escape(&ctx.app_name))
+        .replace("{{member_name}}", &escape(name))
+        .replace("{{member_email}}", &escape(&ctx.member_email))
+        .replace("{{access_levels}}", &escape(&levels))
+        .replace("{{link}}", &escape(&ctx.link))
+}
+
+/// Escapes text for HTML.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders a message of `kind`. The app's `subject_template` and `body_template` apply to
+/// the welcome; the other kinds use the defaults.
+pub fn render(
+    kind: MessageKind,
+    welcome: WelcomeEmail,
+    subject_template: Option<&str>,
+    body_template: Option<&str>,
+    ctx: &Context,
+) -> Rendered {
+    let (default_subject, default_body) = defaults(kind, welcome);
+    let (subject, body) = if kind == MessageKind::Welcome {
+        (
+            subject_template.unwrap_or(default_subject),
+            body_template.unwrap_or(default_body),
+        )
+    } else {
+        (default_subject, default_body)
+    };
+    // One line, whatever the template or a name holds.
+    let subject: String = fill(subject, ctx, str::to_owned)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = fill(body, ctx, str::to_owned);
+    // The HTML twin: the same text escaped, paragraphs kept, the link clickable.
+    let link = escape_html(&ctx.link);
+    let html_body: String = fill(body, ctx, escape_html)
+        .split("\n\n")
+        .map(|p| {
+            let p = p.replace('\n', "<br>\n");
+            let p = p.replace(&link, &format!("<a href=\"{link}\">{link}</a>"));
+            format!("<p>{p}</p>")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n\
+         <body>\n{html_body}\n</body></html>\n",
+        escape_html(&subject)
+    );
+    Rendered {
+        subject,
+        text,
+        html,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            app_name: "Pantry <Club>".into(),
+            member_name: Some("Jordan \"J\" Ellis".into()),
+            member_email: "jordan@example.com".into(),
+            access_levels: vec!["Gold".into(), "Recipes".into()],
+            link: "https://larder.example.com/members/a/set-password?token=li_x&y=1".into(),
+        }
+    }
+
+    #[test]
+    fn the_default_welcome_names_the_access_and_the_link() {
+        let r = render(
+            MessageKind::Welcome,
+            WelcomeEmail::SetPassword,
+            None,
+            None,
+            &ctx(),
+        );
+        assert_eq!(r.subject, "Welcome to Pantry <Club>");
+        assert!(r.text.contains("access to: Gold, Recipes."), "{}", r.text);
+        assert!(r.text.contains("token=li_x&y=1"), "{}", r.text);
+        assert!(r.html.contains("Pantry &lt;Club&gt;"), "{}", r.html);
+        assert!(r.html.contains("Jordan &quot;J&quot; Ellis"), "{}", r.html);
+        assert!(
+            r.html.contains(
+                "<a href=\"https://larder.example.com/members/a/set-password?token=li_x&amp;y=1\">"
+            ),
+            "{}",
+            r.html
+        );
+        assert!(!r.html.contains("<Club>"));
+    }
+
+    #[test]
+    fn an_apps_templates_fill_their_placeholders_and_stay_text() {
+        let r = render(
+            MessageKind::Welcome,
+            WelcomeEmail::MagicLink,
+            Some("Hi {{member_name}}\r\nBcc: evil@example.com"),
+            Some("{{member_email}} gets {{access_levels}}: {{link}} {{unknown}}"),
+            &ctx(),
+        );
+        assert_eq!(r.subject, "Hi Jordan \"J\" Ellis  Bcc: evil@example.com");
+        assert!(
+            r.text
+                .starts_with("jordan@example.com gets Gold, Recipes: https://")
+        );
+        assert!(r.text.ends_with("{{unknown}}"));
+        // Other kinds keep their own wording.
+        let reset = render(
+            MessageKind::PasswordReset,
+            WelcomeEmail::MagicLink,
+            Some("ignored"),
+            Some("ignored"),
+            &ctx(),
+        );
+        assert_eq!(reset.subject, "Reset your Pantry <Club> password");
+    }
+}

@@ -1,0 +1,269 @@
+//! Messages to members through a real SMTP server (aiosmtpd, from the pinned tools) and a
+//! real `larder` process: a purchase's welcome email arrives once, its link sets a password,
+//! and a process killed before it could send still sends it, once, when it is back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::members::{set_password, sign_in};
+use crate::processes::{Larder, free_port, larder, wait_until_up};
+use crate::support::{OPERATOR, TestApp};
+
+/// An SMTP server on a loopback port, storing what it receives in a Maildir.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpServer {
+    fn start() -> Self {
+        let port = free_port();
+        let maildir = larder_testkit::fresh_sqlite_path()
+            .parent()
+            .unwrap()
+            .join("maildir");
+        let child = Command::new(larder_testkit::pinned_tool("venv/bin/python"))
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The messages received so far.
+    fn received(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Waits until `n` messages have arrived.
+    async fn wait_for(&self, n: usize) -> Vec<PathBuf> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages arrived",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A received message's headers and plain-text body, decoded by Python's `email` package.
+fn read_message(path: &Path) -> serde_json::Value {
+    let out = Command::new(larder_testkit::pinned_tool("venv/bin/python"))
+        .args([
+            "-c",
+            "import email, email.policy, json, sys\n\
+             m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)\n\
+             text = m.get_body(('plain',)).get_content()\n\
+             html = m.get_body(('html',)).get_content()\n\
+             json.dump({'to': str(m['To']), 'from': str(m['From']), 'subject': str(m['Subject']),\n\
+                        'text': text, 'html': html}, sys.stdout)",
+        ])
+        .arg(path)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn link_token(text: &str) -> String {
+    let start = text.find("token=").expect("a link with a token") + 6;
+    text[start..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn spawn_with(envs: &[(&str, String)], dir: &Path) -> Larder {
+    let (mut cmd, base) = larder(envs, dir);
+    let child = cmd.stdout(Stdio::null()).spawn().expect("spawn larder");
+    Larder { child, base }
+}
+
+fn purchase(order: &str) -> serde_json::Value {
+    let mut p =
+        larder_testkit::fixtures::thrivecart_json("12-order-success-repeat-customer-blank-name");
+    p["order_id"] = order.into();
+    p["thrivecart_secret"] = "sesame".into();
+    p
+}
+
+#[tokio::test]
+async fn a_purchase_emails_one_welcome_whose_link_signs_the_member_in() {
+    let smtp = SmtpServer::start();
+    let dir = larder_testkit::fresh_sqlite_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let envs = [
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+        ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
+        ("LARDER_SMTP_URL", smtp.url()),
+        ("LARDER_MAIL_FROM", "members@larder.test".to_owned()),
+    ];
+    let mut l = spawn_with(&envs, &dir);
+    wait_until_up(&mut l).await;
+    let t = TestApp::at(&l.base);
+    // configured_app delivers a first purchase: that is the welcome.
+    let c = t.configured_app("Pantry Club").await;
+    let received = smtp.wait_for(1).await;
+    let welcome = read_message(&received[0]);
+    assert_eq!(welcome["subject"], "Welcome to Pantry Club");
+    assert_eq!(welcome["from"], "members@larder.test");
+    let text = welcome["text"].as_str().unwrap();
+    assert!(text.contains("access to: Gold."), "{text}");
+    assert!(
+        text.contains(&format!(
+            "https://larder.test/members/set-password/{}?token=",
+            c.app
+        )),
+        "{text}"
+    );
+    assert!(welcome["html"].as_str().unwrap().contains("<a href="));
+
+    // The link works: a password, then a session.
+    let token = link_token(text);
+    let set = set_password(&t, &c.app, &token, "a welcome passphrase").await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.body);
+    let to = welcome["to"].as_str().unwrap().to_owned();
+    let address = to
+        .rsplit('<')
+        .next()
+        .unwrap()
+        .trim_end_matches('>')
+        .to_owned();
+    let session = sign_in(&t, &c.app, &address, "a welcome passphrase").await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
+
+    // A second purchase and a retry of the first: no second welcome.
+    let webhook = c.webhook_url.replace("https://larder.test", &l.base);
+    for order in ["7710001", "7710001"] {
+        t.raw(t.client().post(&webhook).json(&purchase(order)))
+            .await;
+    }
+    let metrics = async {
+        t.client()
+            .get(format!("{}/metrics", l.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let text = metrics.await;
+    assert!(
+        text.contains(r#"larder_messages_total{kind="welcome",result="sent"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("larder_outbox_oldest_queued_seconds 0"),
+        "{text}"
+    );
+    // The sender looks every second; give it three looks.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.received().len(), 1, "a second welcome was sent");
+}
+
+#[tokio::test]
+async fn a_welcome_outlives_a_process_that_died_before_sending_it() {
+    let smtp = SmtpServer::start();
+    let dir = larder_testkit::fresh_sqlite_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let database = larder_testkit::fresh_postgres_url().await;
+    // First the mail server is unreachable: the purchase commits, the sending fails.
+    let unreachable = format!("smtp://127.0.0.1:{}", free_port());
+    let base_envs = [
+        ("DATABASE_URL", database.clone()),
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+        ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
+    ];
+    let mut envs = base_envs.to_vec();
+    envs.push(("LARDER_SMTP_URL", unreachable));
+    let mut first = spawn_with(&envs, &dir);
+    wait_until_up(&mut first).await;
+    let t = TestApp::at(&first.base);
+    let c = t.configured_app("Pantry Club").await;
+    // Wait until the sender has tried (and failed) once, then kill the process outright.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = t
+            .client()
+            .get(format!("{}/metrics", first.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains(r#"larder_messages_total{kind="welcome",result="retry"}"#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sender never tried:\n{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    assert!(smtp.received().is_empty());
+
+    // Back, with the mail server reachable: the welcome goes out at its next attempt, once.
+    let mut envs = base_envs.to_vec();
+    envs.push(("LARDER_SMTP_URL", smtp.url()));
+    let mut second = spawn_with(&envs, &dir);
+    wait_until_up(&mut second).await;
+    let received = smtp.wait_for(1).await;
+    assert_eq!(
+        read_message(&received[0])["subject"],
+        "Welcome to Pantry Club"
+    );
+    let t = TestApp::at(&second.base);
+    let webhook = c.webhook_url.replace("https://larder.test", &second.base);
+    t.raw(t.client().post(&webhook).json(&purchase("7720001")))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.received().len(), 1, "the welcome went out twice");
+}
