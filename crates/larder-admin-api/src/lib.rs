@@ -13,6 +13,7 @@ mod apps;
 mod auth;
 mod levels;
 mod members;
+mod messages;
 mod thrivecart;
 
 use std::sync::Arc;
@@ -92,6 +93,7 @@ pub fn admin_api(
     levels::LevelsApi,
     thrivecart::ThriveCartApi,
     members::MembersApi,
+    messages::MessagesApi,
     activity::ActivityApi,
 ) {
     (
@@ -105,6 +107,9 @@ pub fn admin_api(
             state: state.clone(),
         },
         members::MembersApi {
+            state: state.clone(),
+        },
+        messages::MessagesApi {
             state: state.clone(),
         },
         activity::ActivityApi { state },

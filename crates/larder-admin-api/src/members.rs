@@ -579,7 +579,8 @@ impl MembersApi {
     /// Invite a member to set a password
     ///
     /// A single-use link to `LARDER_PUBLIC_URL`, valid for 7 days. The token is stored only
-    /// as a hash; this answer is the only place it appears.
+    /// as a hash; this answer is the only place it appears. The member is also emailed an
+    /// invitation of their own (with another link), listed among their messages.
     #[oai(
         path = "/:app_id/members/:member_id/invitations",
         method = "post",
@@ -597,6 +598,16 @@ impl MembersApi {
         self.state
             .store
             .create_invitation(app, **member_id, &secrets::hash_token(&token), expires_at)
+            .await
+            .about(WHAT)?;
+        self.state
+            .store
+            .queue_message(
+                app,
+                **member_id,
+                larder_store::MessageKind::Invitation,
+                Utc::now(),
+            )
             .await
             .about(WHAT)?;
         Ok(Created::of(InvitationView {

@@ -64,6 +64,20 @@ impl<T: Type + ToJSON + Send> Changed<T> {
     }
 }
 
+/// 202: accepted, to be done in the background.
+#[derive(Debug, ApiResponse)]
+pub enum Accepted<T: Type + ToJSON + Send> {
+    /// Accepted; this is what will be done.
+    #[oai(status = 202)]
+    Accepted(Json<T>),
+}
+
+impl<T: Type + ToJSON + Send> Accepted<T> {
+    pub fn of(value: impl Into<T>) -> Self {
+        Accepted::Accepted(Json(value.into()))
+    }
+}
+
 /// 204: done, nothing to say.
 #[derive(Debug, ApiResponse)]
 pub enum Done {

@@ -32,7 +32,7 @@ pub mod fields;
 pub mod paging;
 pub mod params;
 
-pub use answers::{About, Changed, Created, Done, Found, Listed};
+pub use answers::{About, Accepted, Changed, Created, Done, Found, Listed};
 pub use error::{
     ApiError, BAD_REQUEST, CONFLICT, ErrorBody, ErrorCode, FORBIDDEN, Fails, INTERNAL, JSON_BODY,
     NOT_FOUND, PAYLOAD_TOO_LARGE, SERVER, TOO_MANY_REQUESTS, UNAUTHORIZED, UNAVAILABLE,

@@ -118,6 +118,17 @@ fn operations(c: &Configured) -> Vec<(Method, String, Option<Value>)> {
             format!("{a}/members/{}/export", c.member),
             None,
         ),
+        (Method::GET, format!("{a}/messages"), None),
+        (
+            Method::GET,
+            format!("{a}/members/{}/messages", c.member),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{a}/members/{}/welcome-email", c.member),
+            None,
+        ),
         // The destructive ones last, so the operator's run reaches every other one first.
         (Method::DELETE, format!("{a}/members/{}", c.member), None),
         (Method::DELETE, a.clone(), None),

@@ -267,3 +267,115 @@ async fn a_welcome_outlives_a_process_that_died_before_sending_it() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(smtp.received().len(), 1, "the welcome went out twice");
 }
+
+/// Waits until the app's messages all left the queue; returns them.
+async fn settled_messages(t: &TestApp, app: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = t
+            .get(&format!("/admin/v1/apps/{app}/messages"), OPERATOR)
+            .await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+        let queued = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["status"] == "queued");
+        if !queued {
+            return list.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "messages stayed queued: {}",
+            list.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn admins_see_messages_and_can_send_a_welcome_again(backend: crate::support::Backend) {
+    let t = TestApp::spawn(backend).await;
+    let c = t.configured_app("Pantry Club").await;
+    let list = settled_messages(&t, &c.app).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let welcome = &items[0];
+    assert_eq!(welcome["kind"], "welcome");
+    assert_eq!(welcome["status"], "sent");
+    assert_eq!(welcome["member_id"], c.member.as_str());
+    assert_eq!(welcome["attempts"], 1);
+    assert!(welcome["sent_at"].is_string());
+    assert!(welcome["last_error"].is_null());
+    assert!(
+        !list.to_string().contains("li_"),
+        "a link token is shown: {list}"
+    );
+
+    // A welcome by hand, and an invitation (emailed too): the member's list has all three.
+    let again = t
+        .post(
+            &format!(
+                "/admin/v1/apps/{}/members/{}/welcome-email",
+                c.app, c.member
+            ),
+            &c.key,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    assert_eq!(again.body["kind"], "welcome");
+    let invited = t
+        .post(
+            &format!("/admin/v1/apps/{}/members/{}/invitations", c.app, c.member),
+            &c.key,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    settled_messages(&t, &c.app).await;
+    let theirs = t
+        .get(
+            &format!("/admin/v1/apps/{}/members/{}/messages", c.app, c.member),
+            &c.key,
+        )
+        .await;
+    let kinds: Vec<&str> = theirs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["invitation", "welcome", "welcome"],
+        "{}",
+        theirs.body
+    );
+    let welcomes = t
+        .get(
+            &format!("/admin/v1/apps/{}/messages?kind=welcome&status=sent", c.app),
+            &c.key,
+        )
+        .await;
+    assert_eq!(welcomes.body["items"].as_array().unwrap().len(), 2);
+    let unknown = t
+        .get(
+            &format!(
+                "/admin/v1/apps/{}/members/{}/messages",
+                c.app,
+                uuid::Uuid::now_v7()
+            ),
+            &c.key,
+        )
+        .await;
+    unknown.assert_error(404, "not_found");
+    let bad = t
+        .get(
+            &format!("/admin/v1/apps/{}/messages?kind=fax", c.app),
+            &c.key,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}
+
+crate::on_both_backends!(admins_see_messages_and_can_send_a_welcome_again);
