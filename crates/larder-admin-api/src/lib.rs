@@ -12,6 +12,7 @@ mod activity;
 mod apps;
 mod auth;
 mod levels;
+mod member_settings;
 mod members;
 mod messages;
 mod thrivecart;
@@ -94,6 +95,7 @@ pub fn admin_api(
     thrivecart::ThriveCartApi,
     members::MembersApi,
     messages::MessagesApi,
+    member_settings::MemberSettingsApi,
     activity::ActivityApi,
 ) {
     (
@@ -110,6 +112,9 @@ pub fn admin_api(
             state: state.clone(),
         },
         messages::MessagesApi {
+            state: state.clone(),
+        },
+        member_settings::MemberSettingsApi {
             state: state.clone(),
         },
         activity::ActivityApi { state },

@@ -237,6 +237,39 @@ fn validate<T: Type>(value: &Value) -> Result<(), ApiError> {
                 return rule(format!("`{name}` {}.", pattern_rule(pattern)));
             }
         }
+        if let Some(items) = given.as_array() {
+            if let Some(max) = property.max_items
+                && items.len() > max
+            {
+                return fail(format!("`{name}` must hold at most {max} items."));
+            }
+            let item = property
+                .items
+                .as_deref()
+                .and_then(|i| resolve(&registry, i));
+            if let Some(item) = item.filter(|i| i.ty == "string") {
+                for given in items {
+                    let Some(text) = given.as_str() else {
+                        return fail(format!("Each item of `{name}` must be text."));
+                    };
+                    let too_long = item
+                        .max_length
+                        .is_some_and(|max| text.chars().count() > max);
+                    let broken = item
+                        .pattern
+                        .as_deref()
+                        .is_some_and(|p| !pattern_matches(p, text));
+                    if too_long || broken {
+                        let rule = match (&item.pattern, item.max_length) {
+                            (Some(p), _) if broken => pattern_rule(p).to_owned(),
+                            (_, Some(max)) => format!("must be at most {max} characters"),
+                            _ => "is not valid".to_owned(),
+                        };
+                        return fail(format!("Each item of `{name}` {rule}; `{text}` is not."));
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -16,9 +16,17 @@ pub const NAME_PATTERN: &str =
 pub const PRODUCT_PATTERN: &str = "^((product|bump|upsell|downsell)-)?0{0,24}[1-9][0-9]{0,23}$";
 /// Anything but blanks.
 pub const NOT_BLANK_PATTERN: &str = "[^\\x00-\\x20]";
+/// An absolute http(s) URL with a domain host, an optional port and path, no query or
+/// fragment.
+pub const WEB_URL_PATTERN: &str = "^https?://([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$";
+/// A web origin: scheme, host and port.
+pub const ORIGIN_PATTERN: &str =
+    "^https?://([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,5})?/?$";
+/// An email address: one `@`, a dotted domain, no blanks or control characters.
+pub const EMAIL_PATTERN: &str = "^[^\\s@\\x00-\\x1f\\x7f-\\x9f]+@[^\\s@.\\x00-\\x1f\\x7f-\\x9f][^\\s@\\x00-\\x1f\\x7f-\\x9f]*\\.[^\\s@\\x00-\\x1f\\x7f-\\x9f]*[^\\s@.\\x00-\\x1f\\x7f-\\x9f]$";
 
 /// The sentence for each published pattern, as it reads after the field's name.
-const RULES: [(&str, &str); 3] = [
+const RULES: [(&str, &str); 6] = [
     (
         NAME_PATTERN,
         "must not be blank and must not hold control characters",
@@ -29,6 +37,16 @@ const RULES: [(&str, &str); 3] = [
          `bump-7`, `upsell-3` or `downsell-2`",
     ),
     (NOT_BLANK_PATTERN, "must not be blank"),
+    (
+        WEB_URL_PATTERN,
+        "must be an absolute http:// or https:// URL with a domain name, without query or \
+         fragment",
+    ),
+    (
+        ORIGIN_PATTERN,
+        "must be an origin, scheme://host[:port] (http or https), with no path",
+    ),
+    (EMAIL_PATTERN, "must be an email address"),
 ];
 
 /// What breaking `pattern` means, in words.
@@ -128,6 +146,69 @@ text_field!(
     SecretWordField,
     max = 200,
     pattern = NOT_BLANK_PATTERN
+);
+
+text_field!(
+    /// A name on one line, up to 100 characters: the display name messages come from.
+    SenderNameField,
+    max = 100,
+    pattern = NAME_PATTERN
+);
+
+text_field!(
+    /// A line of text up to 200 characters with placeholders: a subject.
+    SubjectTemplateField,
+    max = 200,
+    pattern = NAME_PATTERN
+);
+
+text_field!(
+    /// Text up to 10,000 characters with placeholders: a message's body.
+    BodyTemplateField,
+    max = 10_000,
+    pattern = NOT_BLANK_PATTERN
+);
+
+text_field!(
+    /// An absolute http(s) URL, up to 500 characters.
+    WebUrlField,
+    max = 500,
+    pattern = WEB_URL_PATTERN
+);
+
+text_field!(
+    /// A web origin (`https://members.example.com`), up to 300 characters.
+    OriginField,
+    max = 300,
+    pattern = ORIGIN_PATTERN
+);
+
+text_field!(
+    /// An email address, up to 200 characters.
+    EmailField,
+    max = 200,
+    pattern = EMAIL_PATTERN
+);
+
+macro_rules! plain_debug {
+    ($($name:ident),*) => {
+        $(
+            impl std::fmt::Debug for $name {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.debug_tuple(stringify!($name)).field(&self.0).finish()
+                }
+            }
+        )*
+    };
+}
+
+plain_debug!(
+    SenderNameField,
+    SubjectTemplateField,
+    BodyTemplateField,
+    WebUrlField,
+    OriginField,
+    EmailField
 );
 
 impl std::fmt::Debug for NameField {

@@ -118,6 +118,12 @@ fn operations(c: &Configured) -> Vec<(Method, String, Option<Value>)> {
             format!("{a}/members/{}/export", c.member),
             None,
         ),
+        (Method::GET, format!("{a}/member-settings"), None),
+        (
+            Method::PATCH,
+            format!("{a}/member-settings"),
+            Some(json!({"sender_name": "x"})),
+        ),
         (Method::GET, format!("{a}/messages"), None),
         (
             Method::GET,
@@ -148,6 +154,7 @@ pub async fn snapshot(t: &TestApp, c: &Configured) -> Value {
         format!("{a}/members"),
         format!("{a}/members/{}", c.member),
         format!("{a}/activity"),
+        format!("{a}/member-settings"),
     ] {
         let answer = t.get(&path, OPERATOR).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);

@@ -378,4 +378,108 @@ async fn admins_see_messages_and_can_send_a_welcome_again(backend: crate::suppor
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
 }
 
-crate::on_both_backends!(admins_see_messages_and_can_send_a_welcome_again);
+async fn member_settings_shape_what_members_receive(backend: crate::support::Backend) {
+    let t = TestApp::spawn(backend).await;
+    let c = t.configured_app("Pantry Club").await;
+    let path = format!("/admin/v1/apps/{}/member-settings", c.app);
+    let defaults = t.get(&path, &c.key).await;
+    assert_eq!(defaults.status, StatusCode::OK, "{}", defaults.body);
+    assert_eq!(
+        defaults.body,
+        serde_json::json!({
+            "member_url": null, "sender_name": null, "reply_to": null,
+            "welcome_email": "set_password", "welcome_for_test_purchases": false,
+            "subject_template": null, "body_template": null, "cors_origins": []
+        })
+    );
+    let changed = t
+        .patch(
+            &path,
+            &c.key,
+            serde_json::json!({
+                "member_url": "https://members.example.com/",
+                "sender_name": "Pantry Club",
+                "reply_to": "Help@Example.com",
+                "subject_template": "Hi {{member_name}}",
+                "cors_origins": ["https://Members.example.com", "http://localhost:5173"]
+            }),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["member_url"], "https://members.example.com");
+    assert_eq!(changed.body["reply_to"], "help@example.com");
+    assert_eq!(
+        changed.body["cors_origins"],
+        serde_json::json!(["https://members.example.com", "http://localhost:5173"])
+    );
+    assert_eq!(t.get(&path, &c.key).await.body, changed.body);
+
+    // Wrong values are refused, naming the field, and change nothing.
+    for (body, field) in [
+        (serde_json::json!({"member_url": "ftp://x"}), "member_url"),
+        (serde_json::json!({"reply_to": "nobody"}), "reply_to"),
+        (
+            serde_json::json!({"cors_origins": ["https://x.com/app"]}),
+            "cors_origins",
+        ),
+        (
+            serde_json::json!({"sender_name": "a\nBcc: b"}),
+            "sender_name",
+        ),
+        (
+            serde_json::json!({"welcome_email": "sometimes"}),
+            "welcome_email",
+        ),
+        (serde_json::json!({"welcom_email": "off"}), "welcom_email"),
+    ] {
+        let refused = t.patch(&path, &c.key, body.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["field"], field, "{}", refused.body);
+    }
+    assert_eq!(t.get(&path, &c.key).await.body, changed.body);
+
+    // null clears; the welcome link now goes to the app's own front end.
+    let cleared = t
+        .patch(&path, &c.key, serde_json::json!({"subject_template": null}))
+        .await;
+    assert!(cleared.body["subject_template"].is_null());
+    let again = t
+        .post(
+            &format!(
+                "/admin/v1/apps/{}/members/{}/welcome-email",
+                c.app, c.member
+            ),
+            &c.key,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    settled_messages(&t, &c.app).await;
+
+    // Welcomes off: a new buyer gets none.
+    t.patch(&path, &c.key, serde_json::json!({"welcome_email": "off"}))
+        .await;
+    let mut other = purchase("7730001");
+    other["customer"]["email"] = "new.buyer@example.com".into();
+    let webhook = c.webhook_url.replace("https://larder.test", &t.base);
+    let applied = t.raw(t.client().post(&webhook).json(&other)).await;
+    assert_eq!(applied.body["status"], "applied", "{}", applied.body);
+    let list = settled_messages(&t, &c.app).await;
+    let to: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap())
+        .collect();
+    assert!(!to.contains(&"new.buyer@example.com"), "{list}");
+}
+
+crate::on_both_backends!(
+    admins_see_messages_and_can_send_a_welcome_again,
+    member_settings_shape_what_members_receive,
+);
