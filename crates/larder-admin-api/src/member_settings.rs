@@ -140,9 +140,17 @@ fn patch<F, T>(value: &MaybeUndefined<F>, map: impl Fn(&F) -> T) -> Option<Optio
     }
 }
 
-/// An origin as browsers send it: lowercase, no trailing slash.
+/// An origin as browsers send it: lowercase, no trailing slash, no default port.
 pub fn origin(field: &OriginField) -> String {
-    field.as_str().trim_end_matches('/').to_ascii_lowercase()
+    let origin = field.as_str().trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if origin.starts_with(scheme)
+            && let Some(bare) = origin.strip_suffix(port)
+        {
+            return bare.to_owned();
+        }
+    }
+    origin
 }
 
 #[OpenApi(prefix_path = "/admin/v1/apps", tag = "Tag::Members")]
@@ -182,6 +190,7 @@ impl MemberSettingsApi {
     ) -> Result<Changed<MemberSettingsView>, WriteFails> {
         let app = self.state.scope(&auth, &app_id).await?;
         let mut s = self.state.store.member_settings(app).await.about("app")?;
+        let origins_before = s.cors_origins.clone();
         if let Some(v) = patch(&body.member_url, |u| u.trim_end_matches('/').to_owned()) {
             s.member_url = v;
         }
@@ -224,6 +233,12 @@ impl MemberSettingsApi {
             .put_member_settings(app, s)
             .await
             .about("app")?;
+        if body.cors_origins.is_some() {
+            self.state
+                .tenancy
+                .cors_changed(app, &origins_before, &saved.cors_origins)
+                .await;
+        }
         Ok(Changed::of(saved))
     }
 }
@@ -249,6 +264,20 @@ mod tests {
                 .map(origin)
                 .as_deref(),
             Some("http://localhost:5173")
+        );
+        assert_eq!(
+            parse("https://members.example.com:443")
+                .as_ref()
+                .map(origin)
+                .as_deref(),
+            Some("https://members.example.com")
+        );
+        assert_eq!(
+            parse("http://localhost:8443")
+                .as_ref()
+                .map(origin)
+                .as_deref(),
+            Some("http://localhost:8443")
         );
         for bad in [
             "members.example.com",

@@ -594,25 +594,23 @@ impl MembersApi {
     ) -> Result<Created<InvitationView>, ReadFails> {
         let app = self.state.scope(&auth, &app_id).await?;
         let token = secrets::generate_invitation_token();
-        let expires_at = Utc::now() + chrono::Duration::days(INVITATION_TTL_DAYS);
+        let now = Utc::now();
+        let expires_at = now + chrono::Duration::days(INVITATION_TTL_DAYS);
+        // The link for the admin and the email (with a link of its own) in one transaction.
         self.state
             .store
-            .create_invitation(app, **member_id, &secrets::hash_token(&token), expires_at)
-            .await
-            .about(WHAT)?;
-        self.state
-            .store
-            .queue_message(
+            .invite_member(
                 app,
                 **member_id,
-                larder_store::MessageKind::Invitation,
-                Utc::now(),
+                &secrets::hash_token(&token),
+                expires_at,
+                now,
             )
             .await
             .about(WHAT)?;
         Ok(Created::of(InvitationView {
             url: format!(
-                "{}/members/set-password/{app}?token={token}",
+                "{}/members/{app}/set-password?token={token}",
                 self.state.public_url
             ),
             token,

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use larder_metrics::Metrics;
-use larder_store::{Attempt, ClaimedMessage, Message, MessageKind, Store, WelcomeEmail};
+use larder_store::{
+    Attempt, ClaimedMessage, LinkPurpose, Message, MessageKind, NewLink, Store, WelcomeEmail,
+};
 use larder_tenancy::secrets;
 use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
@@ -36,8 +38,29 @@ const BATCH: u32 = 20;
 const POLL: Duration = Duration::from_secs(1);
 /// How long a message is retried before it is `failed`.
 pub const RETRY_FOR: Duration = Duration::from_secs(24 * 60 * 60);
-/// How long a set-password link works.
+/// How long a set-password link (an invitation, a welcome) works.
 pub const SET_PASSWORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// How long a magic link a member asked for works.
+pub const MAGIC_LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long the magic link of a welcome works: longer than one asked for, since a welcome
+/// is read when the buyer gets to it, not at once.
+pub const WELCOME_MAGIC_LINK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a password-reset link works.
+pub const PASSWORD_RESET_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// What the link in a message of `kind` does, and how long it works.
+pub fn link_for(kind: MessageKind, welcome: WelcomeEmail) -> (LinkPurpose, Duration) {
+    match (kind, welcome) {
+        (MessageKind::Welcome, WelcomeEmail::MagicLink) => {
+            (LinkPurpose::MagicLink, WELCOME_MAGIC_LINK_TTL)
+        }
+        // A welcome sent by hand while automatic ones are off still lets the member in.
+        (MessageKind::Welcome, WelcomeEmail::SetPassword | WelcomeEmail::Off)
+        | (MessageKind::Invitation, _) => (LinkPurpose::SetPassword, SET_PASSWORD_TTL),
+        (MessageKind::MagicLink, _) => (LinkPurpose::MagicLink, MAGIC_LINK_TTL),
+        (MessageKind::PasswordReset, _) => (LinkPurpose::PasswordReset, PASSWORD_RESET_TTL),
+    }
+}
 
 /// The wait before the next attempt after `failures` failed ones (1 for the first), given
 /// `jitter` in `[0, 1)`: 10 s doubling each time, at most 30 minutes, ±20 %.
@@ -192,38 +215,21 @@ impl Sender {
             .await
             .map_err(store_error)?
             .member;
-        let link = match (message.kind, settings.welcome_email) {
-            (MessageKind::Invitation, _)
-            | (MessageKind::Welcome, WelcomeEmail::SetPassword | WelcomeEmail::Off) => {
-                let token = secrets::generate_invitation_token();
-                let expires = Utc::now()
-                    + chrono::Duration::from_std(SET_PASSWORD_TTL).unwrap_or(chrono::Duration::MAX);
-                self.store
-                    .create_invitation(
-                        message.app_id,
-                        message.member_id,
-                        &secrets::hash_token(&token),
-                        expires,
-                    )
-                    .await
-                    .map_err(store_error)?;
-                match &settings.member_url {
-                    Some(base) => {
-                        format!("{}/set-password?token={token}", base.trim_end_matches('/'))
-                    }
-                    None => format!(
-                        "{}/members/set-password/{}?token={token}",
-                        self.mail.public_url, message.app_id
-                    ),
-                }
-            }
-            _ => {
-                return Err(SendError {
-                    permanent: true,
-                    text: "this version of Larder cannot send sign-in links by email".into(),
-                });
-            }
-        };
+        let (purpose, ttl) = link_for(message.kind, settings.welcome_email);
+        let token = secrets::generate_link_token(purpose);
+        let expires = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        self.store
+            .create_link(NewLink {
+                app_id: message.app_id,
+                member_id: message.member_id,
+                purpose,
+                token_hash: &secrets::hash_token(&token),
+                expires_at: expires,
+                message_id: Some(message.id),
+            })
+            .await
+            .map_err(store_error)?;
+        let link = settings.link_url(&self.mail.public_url, message.app_id, purpose, &token);
         let ctx = render::Context {
             app_name: app.name,
             member_name: member.name.clone(),
@@ -234,6 +240,7 @@ impl Sender {
                 .map(|l| l.name.to_string())
                 .collect(),
             link,
+            link_valid_for: render::duration_words(ttl),
         };
         let rendered = render::render(
             message.kind,

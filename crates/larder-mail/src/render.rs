@@ -8,6 +8,7 @@
 //! | `{{member_email}}` | the member's address |
 //! | `{{access_levels}}` | the levels they have, separated by commas |
 //! | `{{link}}` | the link the message is about (set a password, sign in…) |
+//! | `{{link_valid_for}}` | how long the link works (`7 days`, `15 minutes`) |
 //!
 //! Values are inserted as text: in the HTML body they are escaped, so a member's name
 //! cannot add markup. An unknown placeholder stays as written.
@@ -22,6 +23,8 @@ pub struct Context {
     pub member_email: String,
     pub access_levels: Vec<String>,
     pub link: String,
+    /// How long the link works, in words.
+    pub link_valid_for: String,
 }
 
 /// A message ready to send.
@@ -38,29 +41,30 @@ fn defaults(kind: MessageKind, welcome: WelcomeEmail) -> (&'static str, &'static
         (MessageKind::Welcome, WelcomeEmail::MagicLink) => (
             "Welcome to {{app_name}}",
             "Hello {{member_name}},\n\nYour {{app_name}} account is ready, with access to: \
-             {{access_levels}}.\n\nSign in with this link (it works once, for 15 minutes):\n\
-             {{link}}\n\nYou can ask for a new link on the sign-in page at any time.",
+             {{access_levels}}.\n\nSign in with this link (it works once, for \
+             {{link_valid_for}}):\n{{link}}\n\nYou can ask for a new link on the sign-in page \
+             at any time.",
         ),
         (MessageKind::Welcome, _) => (
             "Welcome to {{app_name}}",
             "Hello {{member_name}},\n\nYour {{app_name}} account is ready, with access to: \
              {{access_levels}}.\n\nSet your password to sign in:\n{{link}}\n\nThe link works \
-             once, for 7 days.",
+             once, for {{link_valid_for}}.",
         ),
         (MessageKind::Invitation, _) => (
             "Set your password for {{app_name}}",
             "Hello {{member_name}},\n\nSet your password for {{app_name}} with this link:\n\
-             {{link}}\n\nThe link works once, for 7 days.",
+             {{link}}\n\nThe link works once, for {{link_valid_for}}.",
         ),
         (MessageKind::MagicLink, _) => (
             "Your sign-in link for {{app_name}}",
             "Hello {{member_name}},\n\nSign in to {{app_name}} with this link:\n{{link}}\n\n\
-             It works once, for 15 minutes. If you did not ask for it, ignore this message.",
+             It works once, for {{link_valid_for}}. If you did not ask for it, ignore this message.",
         ),
         (MessageKind::PasswordReset, _) => (
             "Reset your {{app_name}} password",
             "Hello {{member_name}},\n\nSet a new password for {{app_name}} with this link:\n\
-             {{link}}\n\nIt works once, for 1 hour. If you did not ask for it, ignore this \
+             {{link}}\n\nIt works once, for {{link_valid_for}}. If you did not ask for it, ignore this \
              message: your password stays as it is.",
         ),
     }
@@ -73,12 +77,57 @@ fn fill(template: &str, ctx: &Context, escape: fn(&str) -> String) -> String {
     } else {
         ctx.access_levels.join(", ")
     };
-    template
-        .replace("{{app_name}}", &escape(&ctx.app_name))
-        .replace("{{member_name}}", &escape(name))
-        .replace("{{member_email}}", &escape(&ctx.member_email))
-        .replace("{{access_levels}}", &escape(&levels))
-        .replace("{{link}}", &escape(&ctx.link))
+    let value = |placeholder: &str| -> Option<&str> {
+        Some(match placeholder {
+            "app_name" => &ctx.app_name,
+            "member_name" => name,
+            "member_email" => &ctx.member_email,
+            "access_levels" => &levels,
+            "link" => &ctx.link,
+            "link_valid_for" => &ctx.link_valid_for,
+            _ => return None,
+        })
+    };
+    // One pass over the template, so a value that looks like a placeholder (a member
+    // named `{{link}}`) stays as it is.
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after
+            .find("}}")
+            .and_then(|end| value(&after[..end]).map(|v| (end, v)))
+        {
+            Some((end, v)) => {
+                out.push_str(&escape(v));
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A link's lifetime in words: `15 minutes`, `1 hour`, `7 days`.
+pub fn duration_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        (secs / 86_400, "day")
+    } else if secs >= 3_600 && secs.is_multiple_of(3_600) {
+        (secs / 3_600, "hour")
+    } else {
+        (secs.div_ceil(60).max(1), "minute")
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
 }
 
 /// Escapes text for HTML.
@@ -155,6 +204,7 @@ mod tests {
             member_email: "jordan@example.com".into(),
             access_levels: vec!["Gold".into(), "Recipes".into()],
             link: "https://larder.example.com/members/a/set-password?token=li_x&y=1".into(),
+            link_valid_for: "7 days".into(),
         }
     }
 
@@ -170,6 +220,7 @@ mod tests {
         assert_eq!(r.subject, "Welcome to Pantry <Club>");
         assert!(r.text.contains("access to: Gold, Recipes."), "{}", r.text);
         assert!(r.text.contains("token=li_x&y=1"), "{}", r.text);
+        assert!(r.text.contains("works once, for 7 days."), "{}", r.text);
         assert!(r.html.contains("Pantry &lt;Club&gt;"), "{}", r.html);
         assert!(r.html.contains("Jordan &quot;J&quot; Ellis"), "{}", r.html);
         assert!(
@@ -180,6 +231,16 @@ mod tests {
             r.html
         );
         assert!(!r.html.contains("<Club>"));
+    }
+
+    #[test]
+    fn lifetimes_read_as_words() {
+        use std::time::Duration;
+        assert_eq!(duration_words(Duration::from_secs(15 * 60)), "15 minutes");
+        assert_eq!(duration_words(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(duration_words(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(duration_words(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(duration_words(Duration::from_secs(90)), "2 minutes");
     }
 
     #[test]
@@ -197,6 +258,17 @@ mod tests {
                 .starts_with("jordan@example.com gets Gold, Recipes: https://")
         );
         assert!(r.text.ends_with("{{unknown}}"));
+        // Values are not templates.
+        let mut sly = ctx();
+        sly.member_name = Some("{{link}} {{".into());
+        let r = render(
+            MessageKind::Welcome,
+            WelcomeEmail::SetPassword,
+            Some("Hi {{member_name}}"),
+            None,
+            &sly,
+        );
+        assert_eq!(r.subject, "Hi {{link}} {{");
         // Other kinds keep their own wording.
         let reset = render(
             MessageKind::PasswordReset,

@@ -18,12 +18,32 @@ use tracing::Instrument;
 
 use crate::telemetry;
 
-/// The routes that are not OpenAPI operations, with the operation name they are counted
-/// under.
-const PLAIN_ROUTES: [(&str, &str); 3] = [
-    ("/metrics", "metrics"),
-    ("/openapi.json", "openapi"),
-    ("/docs", "docs"),
+/// The routes that are not OpenAPI operations: the operation name each is counted under,
+/// and the methods it answers.
+const PLAIN_ROUTES: [(&str, &str, &str); 10] = [
+    ("/metrics", "metrics", "GET, HEAD"),
+    ("/openapi.json", "openapi", "GET, HEAD"),
+    ("/docs", "docs", "GET, HEAD"),
+    // The pages Larder serves members (larder_member_api::pages).
+    ("/members/{app_id}", "memberPages", "GET, HEAD"),
+    (
+        "/members/{app_id}/sign-in",
+        "memberPages",
+        "GET, HEAD, POST",
+    ),
+    ("/members/{app_id}/magic", "memberPages", "GET, HEAD, POST"),
+    (
+        "/members/{app_id}/set-password",
+        "memberPages",
+        "GET, HEAD, POST",
+    ),
+    (
+        "/members/{app_id}/reset-password",
+        "memberPages",
+        "GET, HEAD, POST",
+    ),
+    ("/members/{app_id}/sign-out", "memberPages", "POST"),
+    ("/members/set-password/{app_id}", "memberPages", "GET, HEAD"),
 ];
 
 /// One route template and the methods it answers.
@@ -81,11 +101,11 @@ impl Routes {
                 });
             }
         }
-        for (path, _) in PLAIN_ROUTES {
+        for (path, _, allow) in PLAIN_ROUTES {
             routes.push(RouteTemplate {
                 template: path.to_owned(),
                 segments: segments(path).map(str::to_owned).collect(),
-                allow: "GET, HEAD".to_owned(),
+                allow: allow.to_owned(),
             });
         }
         Self { routes }
@@ -111,8 +131,8 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 fn plain_operation(route: Option<&str>) -> &'static str {
     PLAIN_ROUTES
         .iter()
-        .find(|(path, _)| Some(*path) == route)
-        .map_or("unmatched", |(_, op)| op)
+        .find(|(path, _, _)| Some(*path) == route)
+        .map_or("unmatched", |(_, op, _)| op)
 }
 
 /// The method as a label: only the known ones, since a method is a client's free text.
@@ -241,6 +261,19 @@ mod tests {
         );
         assert_eq!(template("/metrics"), Some("/metrics"));
         assert_eq!(plain_operation(template("/metrics")), "metrics");
+        assert_eq!(
+            template("/members/01a2/set-password"),
+            Some("/members/{app_id}/set-password")
+        );
+        assert_eq!(
+            template("/members/set-password/01a2"),
+            Some("/members/set-password/{app_id}")
+        );
+        assert_eq!(template("/members/01a2/"), Some("/members/{app_id}"));
+        assert_eq!(
+            plain_operation(template("/members/01a2/magic")),
+            "memberPages"
+        );
         assert_eq!(template("/nope"), None);
         assert_eq!(plain_operation(None), "unmatched");
         assert_eq!(

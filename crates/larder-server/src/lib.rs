@@ -123,8 +123,8 @@ fn openapi_service(
     )
     .description(
         "Larder's admin API (apps, API keys, access levels, ThriveCart integrations, members, \
-         the activity log), member API (set a password, sign in, see your access), the \
-         ThriveCart webhook and the operational probes. Admin operations take the operator \
+         the activity log), member API (set a password, sign in with a password or a \
+         magic link, reset a password, see your access), the ThriveCart webhook and the operational probes. Admin operations take the operator \
          token or an app's API key as a bearer token; member operations a session token. \
          Every error answers `{\"code\", \"message\", \"field\"?}`.",
     )
@@ -140,11 +140,12 @@ fn document_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     )));
     let tenancy = Tenancy::new(store, Arc::new(MemoryCache::new(1)), String::new());
     let gateway = Gateway::new(tenancy.clone());
-    let members = MemberState {
-        store: tenancy.store().clone(),
-        tenancy: tenancy.clone(),
-        passwords: Passwords::new(1),
-    };
+    let members = MemberState::new(
+        tenancy.clone(),
+        Passwords::new(1),
+        "http://127.0.0.1:8080",
+        0,
+    );
     openapi_service(
         AdminState::new(tenancy.clone(), gateway, "http://127.0.0.1:8080"),
         members,
@@ -230,11 +231,12 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
     let gateway = Gateway::new(tenancy.clone());
     let state = AdminState::new(tenancy.clone(), gateway, &settings.public_url);
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    let members = MemberState {
-        store: tenancy.store().clone(),
-        tenancy: tenancy.clone(),
-        passwords: Passwords::new(cores),
-    };
+    let members = MemberState::new(
+        tenancy.clone(),
+        Passwords::new(cores),
+        &settings.public_url,
+        settings.trusted_proxies,
+    );
     let api = openapi_service(state, members.clone(), tenancy.clone());
     let written = api.spec();
     let spec = document::finish(&written);
@@ -263,6 +265,7 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
             get(poem::endpoint::make_sync(move |_| Html(docs.clone()))),
         )
         .at("/metrics", get(http::render_metrics))
+        .nest("/members", larder_member_api::pages::routes())
         .data(tenancy.clone())
         .data(members)
         .data(metrics.clone());
@@ -277,8 +280,11 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         settings.activity_retention,
         sender,
     );
+    let cors_tenancy = tenancy.clone();
     let endpoint = route
+        .around(larder_member_api::answer_preflights)
         .around(move |ep, req| http::edge(ep, req, metrics.clone(), routes.clone()))
+        .around(move |ep, req| larder_member_api::cors(ep, req, cors_tenancy.clone()))
         .boxed();
     Ok(Service {
         endpoint,

@@ -144,6 +144,12 @@ pub struct ServeSettings {
     #[arg(long, env = "LARDER_MAIL_FROM", default_value = "larder@localhost")]
     pub mail_from: String,
 
+    /// How many proxies (load balancers, ingresses) in front of Larder append the client's
+    /// address to `X-Forwarded-For`; the per-address limits count the address the outermost
+    /// of them saw. 0: the header is ignored and the peer's address counts.
+    #[arg(long, env = "LARDER_TRUSTED_PROXIES", default_value_t = 0)]
+    pub trusted_proxies: usize,
+
     /// Apply database migrations before serving. Turn it off where a deploy step migrates
     /// (the Helm chart's hook); the service then refuses to start on an old schema.
     #[arg(
@@ -223,6 +229,8 @@ pub struct Validated {
     pub smtp_password: Option<String>,
     pub outbox_dir: std::path::PathBuf,
     pub mail_from: String,
+    /// Proxies in front that append to `X-Forwarded-For`.
+    pub trusted_proxies: usize,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -273,6 +281,7 @@ impl std::fmt::Debug for ServeSettings {
             .field("smtp_password_file", &self.smtp_password_file)
             .field("outbox_dir", &self.outbox_dir)
             .field("mail_from", &self.mail_from)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("log", &self.log)
             .field("telemetry", &self.telemetry)
             .finish()
@@ -296,6 +305,7 @@ impl std::fmt::Debug for Validated {
             .field("smtp_password", &secret(&self.smtp_password))
             .field("outbox_dir", &self.outbox_dir)
             .field("mail_from", &self.mail_from)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -476,6 +486,7 @@ impl ServeSettings {
             smtp_password,
             outbox_dir: self.outbox_dir.clone(),
             mail_from: mail_from.to_owned(),
+            trusted_proxies: self.trusted_proxies,
         })
     }
 }

@@ -125,6 +125,37 @@ pub(crate) async fn queue_welcome(
     Ok(())
 }
 
+type MessageQuery<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Postgres, MessageRow, sqlx::postgres::PgArguments>;
+
+/// Queues a message of `kind`, due at once, to the app's member that `which` (a condition
+/// on `members` with its value as `$5`, bound by `bind`) picks, at their address now;
+/// `None` when no member matches.
+async fn insert_message<'q>(
+    conn: &mut sqlx::PgConnection,
+    app: AppId,
+    which: &'static str,
+    bind: impl FnOnce(MessageQuery<'q>) -> MessageQuery<'q>,
+    kind: MessageKind,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
+    let sql = format!(
+        "insert into outbox (id, app_id, member_id, kind, to_email, next_attempt_at, \
+         created_at) select $1, app_id, id, $3, email, $4, $4 from members \
+         where app_id = $2 and {which} returning {MESSAGE_COLUMNS}"
+    );
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(MessageId::new().as_uuid())
+        .bind(app.as_uuid())
+        .bind(kind.as_str())
+        .bind(now);
+    let row: Option<MessageRow> = bind(query)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(row.map(Message::from))
+}
+
 #[async_trait::async_trait]
 impl OutboxStore for PgStore {
     async fn queue_message(
@@ -134,21 +165,83 @@ impl OutboxStore for PgStore {
         kind: MessageKind,
         now: DateTime<Utc>,
     ) -> StoreResult<Message> {
-        let sql = format!(
-            "insert into outbox (id, app_id, member_id, kind, to_email, next_attempt_at, \
-             created_at) select $1, app_id, id, $3, email, $4, $4 from members \
-             where app_id = $2 and id = $5 returning {MESSAGE_COLUMNS}"
-        );
-        let row: Option<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(MessageId::new().as_uuid())
-            .bind(app.as_uuid())
-            .bind(kind.as_str())
-            .bind(now)
-            .bind(member.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.map(Message::from).ok_or(StoreError::NotFound)
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_message(
+            &mut conn,
+            app,
+            "id = $5",
+            |q| q.bind(member.as_uuid()),
+            kind,
+            now,
+        )
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    async fn invite_member(
+        &self,
+        app: AppId,
+        member: MemberId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let message = insert_message(
+            &mut tx,
+            app,
+            "id = $5",
+            |q| q.bind(member.as_uuid()),
+            MessageKind::Invitation,
+            now,
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "insert into invitations (token_hash, app_id, member_id, purpose, expires_at, \
+             message_id) values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(app.as_uuid())
+        .bind(member.as_uuid())
+        .bind(LinkPurpose::SetPassword.as_str())
+        .bind(expires_at)
+        .bind(message.id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(message)
+    }
+
+    async fn queue_message_by_email(
+        &self,
+        app: AppId,
+        email: &Email,
+        kind: MessageKind,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_message(
+            &mut conn,
+            app,
+            "email = $5",
+            |q| q.bind(email.as_str()),
+            kind,
+            now,
+        )
+        .await
+    }
+
+    async fn origin_allowed_anywhere(&self, origin: &str) -> StoreResult<bool> {
+        sqlx::query_scalar(
+            "select exists (select 1 from member_settings \
+             where cors_origins @> jsonb_build_array($1::text))",
+        )
+        .bind(origin)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)
     }
 
     async fn claim_messages(

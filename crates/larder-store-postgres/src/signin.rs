@@ -1,4 +1,5 @@
-//! Member sign-in on PostgreSQL: invitations, passwords and sessions.
+//! Member sign-in on PostgreSQL: single-use links, passwords and sessions. Links live in
+//! the `invitations` table (its first kind), each with its purpose.
 
 use chrono::{DateTime, Utc};
 use larder_access::{AppId, Email, MemberId};
@@ -10,40 +11,38 @@ use crate::{PgStore, map_err};
 
 #[async_trait::async_trait]
 impl SignInStore for PgStore {
-    async fn create_invitation(
-        &self,
-        app: AppId,
-        member: MemberId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    async fn create_link(&self, link: NewLink<'_>) -> StoreResult<()> {
         sqlx::query(
-            "insert into invitations (token_hash, app_id, member_id, expires_at) \
-             values ($1, $2, $3, $4)",
+            "insert into invitations (token_hash, app_id, member_id, purpose, expires_at, \
+             message_id) values ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(token_hash)
-        .bind(app.as_uuid())
-        .bind(member.as_uuid())
-        .bind(expires_at)
+        .bind(link.token_hash)
+        .bind(link.app_id.as_uuid())
+        .bind(link.member_id.as_uuid())
+        .bind(link.purpose.as_str())
+        .bind(link.expires_at)
+        .bind(link.message_id.map(|m| m.as_uuid()))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
         Ok(())
     }
 
-    async fn find_invitation(
+    async fn find_link(
         &self,
         app: AppId,
+        purpose: LinkPurpose,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Member>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let member: Option<Uuid> = sqlx::query_scalar(
             "select member_id from invitations where app_id = $1 and token_hash = $2 \
-             and used_at is null and expires_at > $3",
+             and purpose = $3 and used_at is null and expires_at > $4",
         )
         .bind(app.as_uuid())
         .bind(token_hash)
+        .bind(purpose.as_str())
         .bind(now)
         .fetch_optional(&mut *conn)
         .await
@@ -56,40 +55,63 @@ impl SignInStore for PgStore {
         }
     }
 
-    async fn redeem_invitation(
+    async fn redeem_password_link(
         &self,
         app: AppId,
+        purpose: LinkPurpose,
         token_hash: &str,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<MemberId>> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let member: Option<Uuid> = sqlx::query_scalar(
-            "update invitations set used_at = $3, updated_at = now() \
-             where app_id = $1 and token_hash = $2 and used_at is null and expires_at > $3 \
-             returning member_id",
-        )
-        .bind(app.as_uuid())
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some(member) = member else {
-            return Ok(false);
+        let Some(member) = use_link(&mut tx, app, purpose, token_hash, now).await? else {
+            return Ok(None);
         };
         sqlx::query(
             "update members set password_hash = $3, updated_at = now() \
              where app_id = $1 and id = $2",
         )
         .bind(app.as_uuid())
-        .bind(member)
+        .bind(member.as_uuid())
         .bind(password_hash)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        sqlx::query("delete from member_sessions where app_id = $1 and member_id = $2")
+            .bind(app.as_uuid())
+            .bind(member.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "update invitations set used_at = $3, updated_at = now() \
+             where app_id = $1 and member_id = $2 and used_at is null",
+        )
+        .bind(app.as_uuid())
+        .bind(member.as_uuid())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(Some(member))
+    }
+
+    async fn redeem_magic_link(
+        &self,
+        app: AppId,
+        token_hash: &str,
+        session: NewSession<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<MemberId>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let Some(member) = use_link(&mut tx, app, LinkPurpose::MagicLink, token_hash, now).await?
+        else {
+            return Ok(None);
+        };
+        insert_session(&mut tx, app, member, session.token_hash, session.expires_at).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(member))
     }
 
     async fn member_credentials(
@@ -118,18 +140,8 @@ impl SignInStore for PgStore {
         token_hash: &str,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "insert into member_sessions (token_hash, app_id, member_id, expires_at) \
-             values ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(app.as_uuid())
-        .bind(member.as_uuid())
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_session(&mut conn, app, member, token_hash, expires_at).await
     }
 
     async fn find_session(
@@ -167,12 +179,57 @@ impl SignInStore for PgStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
-        let invitations =
+        let links =
             sqlx::query("delete from invitations where used_at is not null or expires_at <= $1")
                 .bind(now)
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
-        Ok(sessions.rows_affected() + invitations.rows_affected())
+        Ok(sessions.rows_affected() + links.rows_affected())
     }
+}
+
+/// Marks an unused, unexpired link of `purpose` used; its member, or `None`. Concurrent
+/// uses of one link: the row lock lets exactly one through.
+async fn use_link(
+    tx: &mut sqlx::PgConnection,
+    app: AppId,
+    purpose: LinkPurpose,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<MemberId>> {
+    let member: Option<Uuid> = sqlx::query_scalar(
+        "update invitations set used_at = $4, updated_at = now() \
+         where app_id = $1 and token_hash = $2 and purpose = $3 and used_at is null \
+         and expires_at > $4 returning member_id",
+    )
+    .bind(app.as_uuid())
+    .bind(token_hash)
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(member.map(MemberId::from_uuid))
+}
+
+async fn insert_session(
+    conn: &mut sqlx::PgConnection,
+    app: AppId,
+    member: MemberId,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "insert into member_sessions (token_hash, app_id, member_id, expires_at) \
+         values ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(app.as_uuid())
+    .bind(member.as_uuid())
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }

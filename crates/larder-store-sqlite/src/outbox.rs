@@ -123,6 +123,37 @@ pub(crate) async fn queue_welcome(
     Ok(())
 }
 
+type MessageQuery<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Sqlite, MessageRow, sqlx::sqlite::SqliteArguments>;
+
+/// Queues a message of `kind`, due at once, to the app's member that `which` (a condition
+/// on `members` with its value as `?5`, bound by `bind`) picks, at their address now;
+/// `None` when no member matches.
+async fn insert_message<'q>(
+    conn: &mut sqlx::SqliteConnection,
+    app: AppId,
+    which: &'static str,
+    bind: impl FnOnce(MessageQuery<'q>) -> MessageQuery<'q>,
+    kind: MessageKind,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
+    let sql = format!(
+        "insert into outbox (id, app_id, member_id, kind, to_email, next_attempt_at, \
+         created_at) select ?1, app_id, id, ?3, email, ?4, ?4 from members \
+         where app_id = ?2 and {which} returning {MESSAGE_COLUMNS}"
+    );
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(MessageId::new().to_string())
+        .bind(app.to_string())
+        .bind(kind.as_str())
+        .bind(format_time(at));
+    let row: Option<MessageRow> = bind(query)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(row.map(Message::from))
+}
+
 #[async_trait::async_trait]
 impl OutboxStore for SqliteStore {
     async fn queue_message(
@@ -132,21 +163,84 @@ impl OutboxStore for SqliteStore {
         kind: MessageKind,
         at: DateTime<Utc>,
     ) -> StoreResult<Message> {
-        let sql = format!(
-            "insert into outbox (id, app_id, member_id, kind, to_email, next_attempt_at, \
-             created_at) select ?1, app_id, id, ?3, email, ?4, ?4 from members \
-             where app_id = ?2 and id = ?5 returning {MESSAGE_COLUMNS}"
-        );
-        let row: Option<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(MessageId::new().to_string())
-            .bind(app.to_string())
-            .bind(kind.as_str())
-            .bind(format_time(at))
-            .bind(member.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.map(Message::from).ok_or(StoreError::NotFound)
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_message(
+            &mut conn,
+            app,
+            "id = ?5",
+            |q| q.bind(member.to_string()),
+            kind,
+            at,
+        )
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    async fn invite_member(
+        &self,
+        app: AppId,
+        member: MemberId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Message> {
+        let mut tx = self.begin_write().await?;
+        let message = insert_message(
+            &mut tx,
+            app,
+            "id = ?5",
+            |q| q.bind(member.to_string()),
+            MessageKind::Invitation,
+            at,
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "insert into invitations (token_hash, app_id, member_id, purpose, expires_at, \
+             message_id, created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        )
+        .bind(token_hash)
+        .bind(app.to_string())
+        .bind(member.to_string())
+        .bind(LinkPurpose::SetPassword.as_str())
+        .bind(format_time(expires_at))
+        .bind(message.id.to_string())
+        .bind(format_time(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(message)
+    }
+
+    async fn queue_message_by_email(
+        &self,
+        app: AppId,
+        email: &Email,
+        kind: MessageKind,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_message(
+            &mut conn,
+            app,
+            "email = ?5",
+            |q| q.bind(email.as_str().to_owned()),
+            kind,
+            at,
+        )
+        .await
+    }
+
+    async fn origin_allowed_anywhere(&self, origin: &str) -> StoreResult<bool> {
+        sqlx::query_scalar(
+            "select exists (select 1 from member_settings, json_each(member_settings.cors_origins) \
+             where json_each.value = ?1)",
+        )
+        .bind(origin)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)
     }
 
     async fn claim_messages(

@@ -1,4 +1,5 @@
-//! Member sign-in on SQLite: invitations, passwords and sessions.
+//! Member sign-in on SQLite: single-use links, passwords and sessions. Links live in the
+//! `invitations` table (its first kind), each with its purpose.
 
 use chrono::{DateTime, Utc};
 use larder_access::{AppId, Email, MemberId};
@@ -9,21 +10,17 @@ use crate::{SqliteStore, format_time, map_err, now};
 
 #[async_trait::async_trait]
 impl SignInStore for SqliteStore {
-    async fn create_invitation(
-        &self,
-        app: AppId,
-        member: MemberId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    async fn create_link(&self, link: NewLink<'_>) -> StoreResult<()> {
         sqlx::query(
-            "insert into invitations (token_hash, app_id, member_id, expires_at, created_at, \
-             updated_at) values (?1, ?2, ?3, ?4, ?5, ?5)",
+            "insert into invitations (token_hash, app_id, member_id, purpose, expires_at, \
+             message_id, created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
         )
-        .bind(token_hash)
-        .bind(app.to_string())
-        .bind(member.to_string())
-        .bind(format_time(expires_at))
+        .bind(link.token_hash)
+        .bind(link.app_id.to_string())
+        .bind(link.member_id.to_string())
+        .bind(link.purpose.as_str())
+        .bind(format_time(link.expires_at))
+        .bind(link.message_id.map(|m| m.to_string()))
         .bind(now())
         .execute(&self.pool)
         .await
@@ -31,19 +28,21 @@ impl SignInStore for SqliteStore {
         Ok(())
     }
 
-    async fn find_invitation(
+    async fn find_link(
         &self,
         app: AppId,
+        purpose: LinkPurpose,
         token_hash: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Member>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let member: Option<String> = sqlx::query_scalar(
             "select member_id from invitations where app_id = ?1 and token_hash = ?2 \
-             and used_at is null and expires_at > ?3",
+             and purpose = ?3 and used_at is null and expires_at > ?4",
         )
         .bind(app.to_string())
         .bind(token_hash)
+        .bind(purpose.as_str())
         .bind(format_time(at))
         .fetch_optional(&mut *conn)
         .await
@@ -57,41 +56,64 @@ impl SignInStore for SqliteStore {
         }
     }
 
-    async fn redeem_invitation(
+    async fn redeem_password_link(
         &self,
         app: AppId,
+        purpose: LinkPurpose,
         token_hash: &str,
         password_hash: &str,
         at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<MemberId>> {
         let mut tx = self.begin_write().await?;
-        let at = format_time(at);
-        let member: Option<String> = sqlx::query_scalar(
-            "update invitations set used_at = ?3, updated_at = ?3 \
-             where app_id = ?1 and token_hash = ?2 and used_at is null and expires_at > ?3 \
-             returning member_id",
-        )
-        .bind(app.to_string())
-        .bind(token_hash)
-        .bind(&at)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some(member) = member else {
-            return Ok(false);
+        let Some(member) = use_link(&mut tx, app, purpose, token_hash, at).await? else {
+            return Ok(None);
         };
+        let at = format_time(at);
         sqlx::query(
             "update members set password_hash = ?3, updated_at = ?4 where app_id = ?1 and id = ?2",
         )
         .bind(app.to_string())
-        .bind(member)
+        .bind(member.to_string())
         .bind(password_hash)
         .bind(&at)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        sqlx::query("delete from member_sessions where app_id = ?1 and member_id = ?2")
+            .bind(app.to_string())
+            .bind(member.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "update invitations set used_at = ?3, updated_at = ?3 \
+             where app_id = ?1 and member_id = ?2 and used_at is null",
+        )
+        .bind(app.to_string())
+        .bind(member.to_string())
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(Some(member))
+    }
+
+    async fn redeem_magic_link(
+        &self,
+        app: AppId,
+        token_hash: &str,
+        session: NewSession<'_>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<MemberId>> {
+        let mut tx = self.begin_write().await?;
+        let Some(member) = use_link(&mut tx, app, LinkPurpose::MagicLink, token_hash, at).await?
+        else {
+            return Ok(None);
+        };
+        insert_session(&mut tx, app, member, session.token_hash, session.expires_at).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(member))
     }
 
     async fn member_credentials(
@@ -123,19 +145,8 @@ impl SignInStore for SqliteStore {
         token_hash: &str,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "insert into member_sessions (token_hash, app_id, member_id, expires_at, \
-             created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?5)",
-        )
-        .bind(token_hash)
-        .bind(app.to_string())
-        .bind(member.to_string())
-        .bind(format_time(expires_at))
-        .bind(now())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_session(&mut conn, app, member, token_hash, expires_at).await
     }
 
     async fn find_session(
@@ -168,13 +179,13 @@ impl SignInStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
-        let invitations =
+        let links =
             sqlx::query("delete from invitations where used_at is not null or expires_at <= ?1")
                 .bind(&at)
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
-        Ok(sessions.rows_affected() + invitations.rows_affected())
+        Ok(sessions.rows_affected() + links.rows_affected())
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
@@ -185,4 +196,53 @@ impl SignInStore for SqliteStore {
             .map_err(map_err)?;
         Ok(())
     }
+}
+
+/// Marks an unused, unexpired link of `purpose` used; its member, or `None`. The write
+/// transaction serialises concurrent uses, so exactly one gets through.
+async fn use_link(
+    tx: &mut sqlx::SqliteConnection,
+    app: AppId,
+    purpose: LinkPurpose,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<MemberId>> {
+    let at = format_time(at);
+    let member: Option<String> = sqlx::query_scalar(
+        "update invitations set used_at = ?4, updated_at = ?4 \
+         where app_id = ?1 and token_hash = ?2 and purpose = ?3 and used_at is null \
+         and expires_at > ?4 returning member_id",
+    )
+    .bind(app.to_string())
+    .bind(token_hash)
+    .bind(purpose.as_str())
+    .bind(&at)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    member
+        .map(|m| m.parse().map_err(StoreError::internal))
+        .transpose()
+}
+
+async fn insert_session(
+    conn: &mut sqlx::SqliteConnection,
+    app: AppId,
+    member: MemberId,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "insert into member_sessions (token_hash, app_id, member_id, expires_at, \
+         created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?5)",
+    )
+    .bind(token_hash)
+    .bind(app.to_string())
+    .bind(member.to_string())
+    .bind(format_time(expires_at))
+    .bind(now())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }

@@ -48,7 +48,9 @@ macro_rules! contract_cases {
             old_activity_is_pruned,
             deliveries_are_scoped_to_their_app,
             manual_grants_are_added_and_revoked,
-            invitations_are_single_use_and_expire,
+            links_are_single_use_for_their_purpose_and_expire,
+            setting_a_password_ends_every_session_and_voids_other_links,
+            a_magic_link_starts_one_session,
             sessions_expire_and_end,
             late_older_payments_do_not_overrule_newer_ones,
             apps_are_renamed_and_deleted_with_everything_they_own,
@@ -61,6 +63,9 @@ macro_rules! contract_cases {
             concurrent_claims_never_share_a_message,
             messages_are_listed_filtered_and_scoped,
             member_settings_round_trip,
+            an_invitation_and_its_email_are_stored_together,
+            messages_are_queued_by_email_only_to_members,
+            origins_are_allowed_by_the_apps_that_list_them,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -1148,48 +1153,78 @@ async fn app_with_member(store: &dyn Store) -> (AppId, larder_access::MemberId) 
     (app, member)
 }
 
-pub async fn invitations_are_single_use_and_expire(store: &dyn Store) {
+fn link(
+    app: AppId,
+    member: larder_access::MemberId,
+    purpose: LinkPurpose,
+    hash: &str,
+    expires: i64,
+) -> NewLink<'_> {
+    NewLink {
+        app_id: app,
+        member_id: member,
+        purpose,
+        token_hash: hash,
+        expires_at: at(expires),
+        message_id: None,
+    }
+}
+
+pub async fn links_are_single_use_for_their_purpose_and_expire(store: &dyn Store) {
     let (app, member, _) = avery(store).await;
-    let now = chrono::Utc::now();
-    let week = chrono::Duration::days(7);
+    let week = 7 * 24 * 3600;
     store
-        .create_invitation(app, member, "hash-a", now + week)
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::SetPassword,
+            "hash-a",
+            NOW + week,
+        ))
         .await
         .unwrap();
     store
-        .create_invitation(app, member, "hash-old", now - chrono::Duration::seconds(1))
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::SetPassword,
+            "hash-old",
+            NOW - 1,
+        ))
         .await
         .unwrap();
-    assert_eq!(
+    let find = |purpose, hash: &'static str| async move {
         store
-            .find_invitation(app, "hash-a", now)
+            .find_link(app, purpose, hash, at(NOW))
             .await
             .unwrap()
-            .map(|m| m.id),
-        Some(member)
-    );
-    assert!(
-        store
-            .find_invitation(app, "hash-old", now)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .find_invitation(app, "nope", now)
-            .await
-            .unwrap()
-            .is_none()
-    );
+            .map(|m| m.id)
+    };
+    assert_eq!(find(LinkPurpose::SetPassword, "hash-a").await, Some(member));
+    assert_eq!(find(LinkPurpose::SetPassword, "hash-old").await, None);
+    assert_eq!(find(LinkPurpose::SetPassword, "nope").await, None);
+    // A link is only good for what it was made for.
+    assert_eq!(find(LinkPurpose::PasswordReset, "hash-a").await, None);
+    assert_eq!(find(LinkPurpose::MagicLink, "hash-a").await, None);
     let other = app_with_member(store).await;
     assert!(
         store
-            .find_invitation(other.0, "hash-a", now)
+            .find_link(other.0, LinkPurpose::SetPassword, "hash-a", at(NOW))
             .await
             .unwrap()
             .is_none()
     );
+    // Nor for another app's member.
+    let refused = store
+        .create_link(link(
+            other.0,
+            member,
+            LinkPurpose::SetPassword,
+            "hash-x",
+            NOW + week,
+        ))
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
 
     assert_eq!(
         store
@@ -1201,23 +1236,27 @@ pub async fn invitations_are_single_use_and_expire(store: &dyn Store) {
             password_hash: None
         })
     );
-    assert!(
+    let redeem = |purpose, hash: &'static str, phc: &'static str| async move {
         store
-            .redeem_invitation(app, "hash-a", "phc", now)
+            .redeem_password_link(app, purpose, hash, phc, at(NOW))
             .await
             .unwrap()
+    };
+    assert_eq!(
+        redeem(LinkPurpose::PasswordReset, "hash-a", "wrong purpose").await,
+        None
     );
-    assert!(
-        !store
-            .redeem_invitation(app, "hash-a", "again", now)
-            .await
-            .unwrap()
+    assert_eq!(
+        redeem(LinkPurpose::SetPassword, "hash-a", "phc").await,
+        Some(member)
     );
-    assert!(
-        !store
-            .redeem_invitation(app, "hash-old", "late", now)
-            .await
-            .unwrap()
+    assert_eq!(
+        redeem(LinkPurpose::SetPassword, "hash-a", "again").await,
+        None
+    );
+    assert_eq!(
+        redeem(LinkPurpose::SetPassword, "hash-old", "late").await,
+        None
     );
     assert_eq!(
         store
@@ -1232,6 +1271,172 @@ pub async fn invitations_are_single_use_and_expire(store: &dyn Store) {
     assert_eq!(
         store
             .member_credentials(app, &email("nobody@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn setting_a_password_ends_every_session_and_voids_other_links(store: &dyn Store) {
+    let (app, member, _) = avery(store).await;
+    let (other_app, other_member) = app_with_member(store).await;
+    let hour = 3600;
+    for (a, m, hash) in [
+        (app, member, "s1"),
+        (app, member, "s2"),
+        (other_app, other_member, "s3"),
+    ] {
+        store
+            .create_session(a, m, hash, at(NOW + hour))
+            .await
+            .unwrap();
+    }
+    for (purpose, hash) in [
+        (LinkPurpose::PasswordReset, "reset"),
+        (LinkPurpose::PasswordReset, "reset-2"),
+        (LinkPurpose::MagicLink, "magic"),
+        (LinkPurpose::SetPassword, "invite"),
+    ] {
+        store
+            .create_link(link(app, member, purpose, hash, NOW + hour))
+            .await
+            .unwrap();
+    }
+    store
+        .create_link(link(
+            other_app,
+            other_member,
+            LinkPurpose::MagicLink,
+            "theirs",
+            NOW + hour,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_password_link(app, LinkPurpose::PasswordReset, "reset", "new-phc", at(NOW))
+            .await
+            .unwrap(),
+        Some(member)
+    );
+    for hash in ["s1", "s2"] {
+        assert_eq!(
+            store.find_session(hash, at(NOW)).await.unwrap(),
+            None,
+            "{hash}"
+        );
+    }
+    for (purpose, hash) in [
+        (LinkPurpose::PasswordReset, "reset-2"),
+        (LinkPurpose::MagicLink, "magic"),
+        (LinkPurpose::SetPassword, "invite"),
+    ] {
+        assert!(
+            store
+                .find_link(app, purpose, hash, at(NOW))
+                .await
+                .unwrap()
+                .is_none(),
+            "{hash} still works"
+        );
+    }
+    // Another member's sessions and links are theirs still.
+    assert!(store.find_session("s3", at(NOW)).await.unwrap().is_some());
+    assert!(
+        store
+            .find_link(other_app, LinkPurpose::MagicLink, "theirs", at(NOW))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn a_magic_link_starts_one_session(store: &dyn Store) {
+    let (app, member, _) = avery(store).await;
+    let hour = 3600;
+    store
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::MagicLink,
+            "magic",
+            NOW + 900,
+        ))
+        .await
+        .unwrap();
+    store
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::SetPassword,
+            "invite",
+            NOW + hour,
+        ))
+        .await
+        .unwrap();
+    let session = |hash| NewSession {
+        token_hash: hash,
+        expires_at: at(NOW + hour),
+    };
+    // A set-password link is no magic link.
+    assert_eq!(
+        store
+            .redeem_magic_link(app, "invite", session("s0"), at(NOW))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.find_session("s0", at(NOW)).await.unwrap(), None);
+    // Two tabs redeem the same link at once: one session, one refusal.
+    let (a, b) = futures::join!(
+        store.redeem_magic_link(app, "magic", session("s1"), at(NOW)),
+        store.redeem_magic_link(app, "magic", session("s2"), at(NOW)),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        [a, b].iter().filter(|r| **r == Some(member)).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    let sessions = [
+        store.find_session("s1", at(NOW)).await.unwrap(),
+        store.find_session("s2", at(NOW)).await.unwrap(),
+    ];
+    assert_eq!(sessions.iter().flatten().count(), 1, "{sessions:?}");
+    assert_eq!(
+        sessions.iter().flatten().next(),
+        Some(&SessionOwner {
+            app_id: app,
+            member_id: member
+        })
+    );
+    // Expired ones sign nobody in.
+    store
+        .create_link(link(app, member, LinkPurpose::MagicLink, "stale", NOW - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_magic_link(app, "stale", session("s3"), at(NOW))
+            .await
+            .unwrap(),
+        None
+    );
+    // Nor does one from another app.
+    let (other, _) = app_with_member(store).await;
+    store
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::MagicLink,
+            "magic-2",
+            NOW + 900,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_magic_link(other, "magic-2", session("s4"), at(NOW))
             .await
             .unwrap(),
         None
@@ -1260,36 +1465,56 @@ pub async fn sessions_expire_and_end(store: &dyn Store) {
     store.delete_session("s1").await.unwrap();
     assert_eq!(store.find_session("s1", now).await.unwrap(), None);
 
-    // Expired sessions and used or expired invitations are pruned; live ones stay.
+    // Expired sessions and used or expired links are pruned; live ones stay.
     store
         .create_session(app, member, "s3", now + chrono::Duration::hours(1))
         .await
         .unwrap();
+    let day = now + chrono::Duration::days(1);
+    let new_link = |purpose, hash| NewLink {
+        app_id: app,
+        member_id: member,
+        purpose,
+        token_hash: hash,
+        expires_at: day,
+        message_id: None,
+    };
     store
-        .create_invitation(app, member, "i-live", now + chrono::Duration::days(1))
-        .await
-        .unwrap();
-    store
-        .create_invitation(app, member, "i-used", now + chrono::Duration::days(1))
+        .create_link(new_link(LinkPurpose::MagicLink, "i-used"))
         .await
         .unwrap();
     assert!(
         store
-            .redeem_invitation(app, "i-used", "phc", now)
+            .redeem_magic_link(
+                app,
+                "i-used",
+                NewSession {
+                    token_hash: "s4",
+                    expires_at: day
+                },
+                now
+            )
             .await
             .unwrap()
+            .is_some()
     );
+    store
+        .create_link(new_link(LinkPurpose::SetPassword, "i-live"))
+        .await
+        .unwrap();
     assert_eq!(store.prune_sign_ins(now).await.unwrap(), 2);
-    assert_eq!(
-        store.find_session("s3", now).await.unwrap(),
-        Some(SessionOwner {
-            app_id: app,
-            member_id: member
-        })
-    );
+    for hash in ["s3", "s4"] {
+        assert_eq!(
+            store.find_session(hash, now).await.unwrap(),
+            Some(SessionOwner {
+                app_id: app,
+                member_id: member
+            })
+        );
+    }
     assert!(
         store
-            .find_invitation(app, "i-live", now)
+            .find_link(app, LinkPurpose::SetPassword, "i-live", now)
             .await
             .unwrap()
             .is_some()
@@ -1582,7 +1807,14 @@ pub async fn deleting_a_member_erases_them_and_keeps_the_log(store: &dyn Store) 
         .await
         .unwrap();
     store
-        .create_invitation(app, jordan.id, "jordan-invite", later)
+        .create_link(NewLink {
+            app_id: app,
+            member_id: jordan.id,
+            purpose: LinkPurpose::SetPassword,
+            token_hash: "jordan-invite",
+            expires_at: later,
+            message_id: None,
+        })
         .await
         .unwrap();
     let entries_before = store
@@ -1607,7 +1839,12 @@ pub async fn deleting_a_member_erases_them_and_keeps_the_log(store: &dyn Store) 
     );
     assert!(
         store
-            .find_invitation(app, "jordan-invite", chrono::Utc::now())
+            .find_link(
+                app,
+                LinkPurpose::SetPassword,
+                "jordan-invite",
+                chrono::Utc::now()
+            )
             .await
             .unwrap()
             .is_none()
@@ -2172,4 +2409,133 @@ pub async fn member_settings_round_trip(store: &dyn Store) {
         store.put_member_settings(missing, reset).await,
         Err(StoreError::NotFound)
     ));
+}
+
+pub async fn an_invitation_and_its_email_are_stored_together(store: &dyn Store) {
+    let (app, member) = quiet_member(store).await;
+    let message = store
+        .invite_member(app, member, "invite", at(NOW + 3600), at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(message.kind, MessageKind::Invitation);
+    assert_eq!(message.member_id, member);
+    assert_eq!(message.to.as_str(), "quinn@example.com");
+    assert_eq!(
+        messages(store, app, MessageFilter::default()).await,
+        [message]
+    );
+    assert!(
+        store
+            .find_link(app, LinkPurpose::SetPassword, "invite", at(NOW))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Another app's member: neither the link nor the message.
+    let other = self::app(store, "other").await;
+    let refused = store
+        .invite_member(other.id, member, "invite-2", at(NOW + 3600), at(NOW))
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+    assert!(
+        messages(store, other.id, MessageFilter::default())
+            .await
+            .is_empty()
+    );
+    assert!(
+        store
+            .find_link(other.id, LinkPurpose::SetPassword, "invite-2", at(NOW))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        messages(store, app, MessageFilter::default()).await.len(),
+        1
+    );
+}
+
+pub async fn messages_are_queued_by_email_only_to_members(store: &dyn Store) {
+    let (app, member) = quiet_member(store).await;
+    let queued = store
+        .queue_message_by_email(
+            app,
+            &email("quinn@example.com"),
+            MessageKind::MagicLink,
+            at(NOW),
+        )
+        .await
+        .unwrap()
+        .expect("a member with that address");
+    assert_eq!(queued.member_id, member);
+    assert_eq!(queued.kind, MessageKind::MagicLink);
+    assert_eq!(queued.status, MessageStatus::Queued);
+    let nobody = store
+        .queue_message_by_email(
+            app,
+            &email("nobody@example.com"),
+            MessageKind::PasswordReset,
+            at(NOW),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nobody, None);
+    // The same address in another app is another app's business.
+    let other = self::app(store, "other").await;
+    let theirs = store
+        .queue_message_by_email(
+            other.id,
+            &email("quinn@example.com"),
+            MessageKind::MagicLink,
+            at(NOW),
+        )
+        .await
+        .unwrap();
+    assert_eq!(theirs, None);
+    assert_eq!(
+        messages(store, app, MessageFilter::default()).await,
+        [queued]
+    );
+    assert!(
+        messages(store, other.id, MessageFilter::default())
+            .await
+            .is_empty()
+    );
+}
+
+pub async fn origins_are_allowed_by_the_apps_that_list_them(store: &dyn Store) {
+    let a = app(store, "cors").await;
+    let b = app(store, "cors too").await;
+    let origin = "https://members.example.com";
+    assert!(!store.origin_allowed_anywhere(origin).await.unwrap());
+    let with = |origins: &[&str]| MemberSettings {
+        cors_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+        ..MemberSettings::default()
+    };
+    store
+        .put_member_settings(a.id, with(&["http://localhost:5173", origin]))
+        .await
+        .unwrap();
+    store
+        .put_member_settings(b.id, with(&["https://other.example.com"]))
+        .await
+        .unwrap();
+    assert!(store.origin_allowed_anywhere(origin).await.unwrap());
+    assert!(
+        store
+            .origin_allowed_anywhere("http://localhost:5173")
+            .await
+            .unwrap()
+    );
+    // Exact matches only: no prefixes, no other ports.
+    for not in [
+        "https://members.example.co",
+        "https://members.example.com:8443",
+        "http://members.example.com",
+        "",
+    ] {
+        assert!(!store.origin_allowed_anywhere(not).await.unwrap(), "{not}");
+    }
+    store.put_member_settings(a.id, with(&[])).await.unwrap();
+    assert!(!store.origin_allowed_anywhere(origin).await.unwrap());
 }

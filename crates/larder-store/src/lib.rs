@@ -242,33 +242,42 @@ pub trait MemberStore: Send + Sync {
     ) -> StoreResult<Vec<DeliveryRecord>>;
 }
 
-/// Member sign-in: invitations, passwords and sessions. Tokens are stored only as hashes.
+/// Member sign-in: single-use links (to set a password, to sign in, to reset a password),
+/// passwords and sessions. Tokens are stored only as hashes.
 #[async_trait::async_trait]
 pub trait SignInStore: Send + Sync {
-    /// Stores an invitation (by its token's hash) to set the member's password.
-    async fn create_invitation(
+    /// Stores a single-use link. `NotFound` for a member that is not the app's.
+    async fn create_link(&self, link: NewLink<'_>) -> StoreResult<()>;
+    /// The member an unused, unexpired link of `purpose` is for.
+    async fn find_link(
         &self,
         app: AppId,
-        member: MemberId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// The member an unused, unexpired invitation is for.
-    async fn find_invitation(
-        &self,
-        app: AppId,
+        purpose: LinkPurpose,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Member>>;
-    /// Uses the invitation and sets the password, atomically. `false` when the invitation
-    /// was used (maybe a moment ago, by a concurrent call), expired or never existed.
-    async fn redeem_invitation(
+    /// Uses a link of `purpose` (one that sets a password) and sets the member's password;
+    /// in the same transaction ends every session of the member and voids their other
+    /// unused links, so whoever held an old password or link is out. `None` when the link
+    /// was used (maybe a moment ago, by a concurrent call), expired, never existed or is
+    /// for something else.
+    async fn redeem_password_link(
         &self,
         app: AppId,
+        purpose: LinkPurpose,
         token_hash: &str,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<MemberId>>;
+    /// Uses a magic link and starts `session` for its member, atomically. `None` as for
+    /// [`SignInStore::redeem_password_link`].
+    async fn redeem_magic_link(
+        &self,
+        app: AppId,
+        token_hash: &str,
+        session: NewSession<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<MemberId>>;
     /// A member's id and password hash, by email.
     async fn member_credentials(
         &self,
@@ -289,7 +298,7 @@ pub trait SignInStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionOwner>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
-    /// Deletes expired sessions and used or expired invitations. Returns how many.
+    /// Deletes expired sessions and used or expired links. Returns how many.
     async fn prune_sign_ins(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
@@ -324,6 +333,27 @@ pub trait OutboxStore: Send + Sync {
         attempt: Attempt,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Stores a link for `member` to set a password and queues the invitation email, in one
+    /// transaction. `NotFound` for a member that is not the app's.
+    async fn invite_member(
+        &self,
+        app: AppId,
+        member: MemberId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message>;
+    /// Queues a message of `kind` to the app's member with `email`, due at once; `None`
+    /// (and nothing queued) when the app has no member with that address.
+    async fn queue_message_by_email(
+        &self,
+        app: AppId,
+        email: &larder_access::Email,
+        kind: MessageKind,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>>;
+    /// Whether any app lists `origin` among the origins that may call the member API.
+    async fn origin_allowed_anywhere(&self, origin: &str) -> StoreResult<bool>;
     /// An app's messages, newest first.
     async fn list_messages(
         &self,

@@ -7,6 +7,8 @@ use larder_access::engine::{EffectKind, Plan};
 use larder_access::thrivecart::Mode;
 use larder_access::{AppId, Email, MemberId, MessageId};
 
+use crate::LinkPurpose;
+
 larder_access::string_enum! {
     /// What a message is.
     pub enum MessageKind("message kind") {
@@ -126,6 +128,40 @@ impl Default for MemberSettings {
     }
 }
 
+impl LinkPurpose {
+    /// The page a link of this purpose opens, under the app's member front end or Larder's
+    /// hosted pages.
+    pub fn page(self) -> &'static str {
+        match self {
+            LinkPurpose::SetPassword => "set-password",
+            LinkPurpose::MagicLink => "magic",
+            LinkPurpose::PasswordReset => "reset-password",
+        }
+    }
+}
+
+impl MemberSettings {
+    /// Where a link with `token` takes the member: `{member_url}/{page}?token=…` when the
+    /// app has its own front end, else the page Larder serves,
+    /// `{public_url}/members/{app}/{page}?token=…`.
+    pub fn link_url(
+        &self,
+        public_url: &str,
+        app: AppId,
+        purpose: LinkPurpose,
+        token: &str,
+    ) -> String {
+        let page = purpose.page();
+        match &self.member_url {
+            Some(base) => format!("{}/{page}?token={token}", base.trim_end_matches('/')),
+            None => format!(
+                "{}/members/{app}/{page}?token={token}",
+                public_url.trim_end_matches('/')
+            ),
+        }
+    }
+}
+
 /// The member a delivery's plan welcomes, if any: the member it first gave access to (a
 /// `granted` effect), unless the app sends no welcome, or the purchase is a test one and
 /// the app does not welcome those. Whether this member was welcomed before is the once-key's
@@ -143,4 +179,48 @@ pub fn welcome_due(
         .iter()
         .find(|e| e.kind == EffectKind::Granted)
         .map(|e| e.member_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_go_to_the_apps_front_end_or_the_hosted_pages() {
+        let app: AppId = "01a21af4-c5d8-7242-a47f-2353fee99c4f"
+            .parse()
+            .expect("a valid id");
+        let hosted = MemberSettings::default();
+        assert_eq!(
+            hosted.link_url(
+                "https://larder.example.com/",
+                app,
+                LinkPurpose::MagicLink,
+                "lm_x"
+            ),
+            "https://larder.example.com/members/01a21af4-c5d8-7242-a47f-2353fee99c4f/magic?token=lm_x"
+        );
+        let own = MemberSettings {
+            member_url: Some("https://members.example.com/app/".into()),
+            ..MemberSettings::default()
+        };
+        assert_eq!(
+            own.link_url(
+                "https://larder.example.com",
+                app,
+                LinkPurpose::PasswordReset,
+                "t"
+            ),
+            "https://members.example.com/app/reset-password?token=t"
+        );
+        assert_eq!(
+            own.link_url(
+                "https://larder.example.com",
+                app,
+                LinkPurpose::SetPassword,
+                "t"
+            ),
+            "https://members.example.com/app/set-password?token=t"
+        );
+    }
 }

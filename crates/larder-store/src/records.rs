@@ -5,7 +5,7 @@ use larder_access::engine::{Effect, ItemStatus};
 use larder_access::thrivecart::Mode;
 use larder_access::{
     AccessLevelId, ApiKeyId, AppId, CancellationPolicy, DeliveryId, Email, GrantId, GrantSource,
-    MappingId, MemberId, Name, OverrideStatus, ProductKey, TestModePolicy,
+    MappingId, MemberId, MessageId, Name, OverrideStatus, ProductKey, TestModePolicy,
 };
 
 /// Largest page a list call may ask for.
@@ -524,6 +524,37 @@ impl std::fmt::Debug for MemberCredentials {
             .field("has_password", &self.password_hash.is_some())
             .finish()
     }
+}
+
+larder_access::string_enum! {
+    /// What a single-use link lets its holder do.
+    pub enum LinkPurpose("link purpose") {
+        /// Set the member's password (an invitation, a welcome).
+        SetPassword => "set_password",
+        /// Sign in without a password.
+        MagicLink => "magic_link",
+        /// Set a new password the member asked for.
+        PasswordReset => "password_reset",
+    }
+}
+
+/// A single-use link to store: only its token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLink<'a> {
+    pub app_id: AppId,
+    pub member_id: MemberId,
+    pub purpose: LinkPurpose,
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+    /// The message that carries the link, when one does.
+    pub message_id: Option<MessageId>,
+}
+
+/// A session to start: only its token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession<'a> {
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Whose session a token is.

@@ -172,6 +172,31 @@ fn mappings_cache_key(app: AppId) -> String {
     format!("maps:{app}")
 }
 
+fn cors_cache_key(app: AppId) -> String {
+    format!("cors:{app}")
+}
+
+/// Origins are a browser's free text: keys hold their digest.
+fn origin_cache_key(origin: &str) -> String {
+    format!("origin:{}", secrets::hash_token(origin))
+}
+
+/// How long "does any app allow this origin" is remembered. Changes drop the entries of
+/// the origins they touch, so this only bounds what a lost write costs.
+const ORIGIN_TTL: Duration = Duration::from_secs(60);
+
+fn decode_origins(text: &str) -> Option<Vec<String>> {
+    serde_json::from_str(text).ok()
+}
+
+fn decode_flag(text: &str) -> Option<bool> {
+    match text {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// An app's mappings: typed product key → the levels it grants.
 pub type MappingTable = HashMap<ProductKey, Vec<AccessLevelId>>;
 
@@ -295,12 +320,13 @@ impl Tenancy {
         for key_hash in &gone.api_key_hashes {
             self.api_key_revoked(key_hash).await;
         }
-        let mappings = mappings_cache_key(app);
-        if let Err(err) = self.shared.delete(&mappings).await {
-            tracing::warn!(error = %err, "could not drop a deleted app's mappings");
-        }
-        if let Some(near) = &self.near {
-            let _ = near.delete(&mappings).await;
+        for key in [mappings_cache_key(app), cors_cache_key(app)] {
+            if let Err(err) = self.shared.delete(&key).await {
+                tracing::warn!(error = %err, "could not drop a deleted app's cached entry");
+            }
+            if let Some(near) = &self.near {
+                let _ = near.delete(&key).await;
+            }
         }
     }
 
@@ -398,6 +424,69 @@ impl Tenancy {
             load,
         )
         .await
+    }
+
+    /// The origins the app lets call the member API from a browser (none for an unknown
+    /// app): near cache, shared cache, then the store.
+    pub async fn cors_origins(&self, app: AppId) -> Result<Vec<String>, TenancyError> {
+        let load = async {
+            let origins = match self.store.member_settings(app).await {
+                Ok(settings) => settings.cors_origins,
+                Err(StoreError::NotFound) => Vec::new(),
+                Err(err) => return Err(err.into()),
+            };
+            Ok((
+                serde_json::to_string(&origins).unwrap_or_default(),
+                POSITIVE_TTL,
+            ))
+        };
+        self.read_through(
+            "cors_origins",
+            &cors_cache_key(app),
+            true,
+            decode_origins,
+            load,
+        )
+        .await
+    }
+
+    /// Whether any app lets `origin` call the member API: for the preflights of the
+    /// member API's paths that name no app (a session's app is known only once the
+    /// request itself, with its token, comes).
+    pub async fn origin_allowed_anywhere(&self, origin: &str) -> Result<bool, TenancyError> {
+        let load = async {
+            let allowed = self
+                .store
+                .origin_allowed_anywhere(origin)
+                .instrument(self.store_span("origin_allowed_anywhere"))
+                .await?;
+            Ok((if allowed { "1" } else { "0" }.to_owned(), ORIGIN_TTL))
+        };
+        self.read_through(
+            "cors_origin",
+            &origin_cache_key(origin),
+            true,
+            decode_flag,
+            load,
+        )
+        .await
+    }
+
+    /// Publishes an app's new CORS origins (`before` were the old ones): its entry is
+    /// overwritten and the "any app" answers of every origin in either list are dropped,
+    /// in this process at once and in others within [`NEAR_TTL`].
+    pub async fn cors_changed(&self, app: AppId, before: &[String], now: &[String]) {
+        let text = serde_json::to_string(now).unwrap_or_default();
+        self.write_through(&cors_cache_key(app), &text).await;
+        for origin in before.iter().chain(now) {
+            let key = origin_cache_key(origin);
+            if let Err(err) = self.shared.delete(&key).await {
+                tracing::warn!(error = %err, "could not drop a cached origin; it expires on its own");
+            }
+            if let Some(near) = &self.near {
+                let _ = near.delete(&key).await;
+            }
+        }
     }
 
     /// One cached lookup: the near cache (when `near` and there is one), the shared cache,

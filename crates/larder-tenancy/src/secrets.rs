@@ -42,7 +42,18 @@ pub fn generate_api_key() -> String {
 
 /// A new invitation token (in a set-password link).
 pub fn generate_invitation_token() -> String {
-    format!("li_{}", random_part())
+    generate_link_token(larder_store::LinkPurpose::SetPassword)
+}
+
+/// A new token for a single-use link of `purpose`; its prefix tells them apart
+/// (`li_` to set a password, `lm_` a magic link, `lr_` a password reset).
+pub fn generate_link_token(purpose: larder_store::LinkPurpose) -> String {
+    let prefix = match purpose {
+        larder_store::LinkPurpose::SetPassword => "li_",
+        larder_store::LinkPurpose::MagicLink => "lm_",
+        larder_store::LinkPurpose::PasswordReset => "lr_",
+    };
+    format!("{prefix}{}", random_part())
 }
 
 /// A new member session token.

@@ -13,7 +13,7 @@ use crate::processes::{Larder, free_port, larder, wait_until_up};
 use crate::support::{OPERATOR, TestApp};
 
 /// An SMTP server on a loopback port, storing what it receives in a Maildir.
-struct SmtpServer {
+pub struct SmtpServer {
     child: Child,
     port: u16,
     maildir: PathBuf,
@@ -27,7 +27,7 @@ impl Drop for SmtpServer {
 }
 
 impl SmtpServer {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let port = free_port();
         let maildir = larder_testkit::fresh_sqlite_path()
             .parent()
@@ -53,12 +53,12 @@ impl SmtpServer {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
     /// The messages received so far.
-    fn received(&self) -> Vec<PathBuf> {
+    pub fn received(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.maildir.join("new"))
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
@@ -67,7 +67,7 @@ impl SmtpServer {
     }
 
     /// Waits until `n` messages have arrived.
-    async fn wait_for(&self, n: usize) -> Vec<PathBuf> {
+    pub async fn wait_for(&self, n: usize) -> Vec<PathBuf> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let got = self.received();
@@ -85,7 +85,7 @@ impl SmtpServer {
 }
 
 /// A received message's headers and plain-text body, decoded by Python's `email` package.
-fn read_message(path: &Path) -> serde_json::Value {
+pub fn read_message(path: &Path) -> serde_json::Value {
     let out = Command::new(larder_testkit::pinned_tool("venv/bin/python"))
         .args([
             "-c",
@@ -107,7 +107,7 @@ fn read_message(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn link_token(text: &str) -> String {
+pub fn link_token(text: &str) -> String {
     let start = text.find("token=").expect("a link with a token") + 6;
     text[start..]
         .split(|c: char| c.is_whitespace())
@@ -156,7 +156,7 @@ async fn a_purchase_emails_one_welcome_whose_link_signs_the_member_in() {
     assert!(text.contains("access to: Gold."), "{text}");
     assert!(
         text.contains(&format!(
-            "https://larder.test/members/set-password/{}?token=",
+            "https://larder.test/members/{}/set-password?token=",
             c.app
         )),
         "{text}"
@@ -268,8 +268,43 @@ async fn a_welcome_outlives_a_process_that_died_before_sending_it() {
     assert_eq!(smtp.received().len(), 1, "the welcome went out twice");
 }
 
+/// The messages written to an outbox directory (`.eml` files), in the order they were
+/// queued, once there are at least `n`, each read as [`read_message`] does.
+pub async fn outbox_messages(dir: &Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Named by message id (UUIDv7): in the order they were queued.
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if files.len() >= n {
+            files.sort();
+            return files.iter().map(|p| read_message(p)).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} messages were written to {}",
+            files.len(),
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first link in a message's text that goes to `page`.
+pub fn link_to(text: &str, page: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with("http") && w.contains(&format!("/{page}?token=")))
+        .unwrap_or_else(|| panic!("no link to {page} in: {text}"))
+        .to_owned()
+}
+
 /// Waits until the app's messages all left the queue; returns them.
-async fn settled_messages(t: &TestApp, app: &str) -> serde_json::Value {
+pub async fn settled_messages(t: &TestApp, app: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let list = t

@@ -8,10 +8,12 @@ mod support;
 
 mod admin;
 mod bad_input;
+mod browser;
 mod clients;
 mod docs;
 mod flow;
 mod isolation;
+mod links;
 mod mail;
 mod members;
 mod operations;

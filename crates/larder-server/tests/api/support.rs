@@ -17,6 +17,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// Where messages go when no SMTP server is set (one `.eml` file each).
+    pub outbox_dir: std::path::PathBuf,
     client: reqwest::Client,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -89,6 +91,7 @@ pub async fn settings(backend: Backend) -> Validated {
             .expect("a directory")
             .join("outbox"),
         mail_from: "larder@larder.test".into(),
+        trusted_proxies: 0,
     }
 }
 
@@ -98,9 +101,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Validated) -> Self {
+        Self::spawn_serving(settings, false).await
+    }
+
+    /// A server whose public URL is its own address, so the links it mails lead to it.
+    pub async fn spawn_reachable(settings: Validated) -> Self {
+        Self::spawn_serving(settings, true).await
+    }
+
+    async fn spawn_serving(mut settings: Validated, reachable: bool) -> Self {
         larder_testkit::init_test_log();
         let listener = larder_server::bind(settings.listen).await.expect("bind");
         let addr = listener.local_addr().expect("bound address");
+        if reachable {
+            settings.public_url = format!("http://{addr}");
+        }
         let service = larder_server::build(&settings)
             .await
             .expect("build service");
@@ -115,6 +130,7 @@ impl TestApp {
         ));
         Self {
             base: format!("http://{addr}"),
+            outbox_dir: settings.outbox_dir.clone(),
             client: reqwest::Client::new(),
             _shutdown: tx,
         }
@@ -125,6 +141,7 @@ impl TestApp {
         let (tx, _) = tokio::sync::oneshot::channel::<()>();
         Self {
             base: base.to_owned(),
+            outbox_dir: std::path::PathBuf::new(),
             client: reqwest::Client::new(),
             _shutdown: tx,
         }

@@ -1,0 +1,122 @@
+//! Rate limits on what members ask for, counted in the shared cache (Redis when it is
+//! configured, so every process sees the same counts; in process otherwise).
+//!
+//! | what | limit |
+//! | --- | --- |
+//! | failed sign-ins, per app and email | 10 per 15 minutes (then even the right password waits) |
+//! | magic links and password resets asked for, per app and email | 5 per 15 minutes |
+//! | magic links and password resets asked for, per client address | 20 per 15 minutes |
+//!
+//! The per-email counts are kept whether or not the email is a member's, so a refusal
+//! tells nobody whether it is. Without a working counter, nothing is sent (fail closed).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use larder_access::AppId;
+use larder_api_common::{ApiError, ErrorCode};
+use larder_cache::Cache;
+use larder_tenancy::secrets;
+
+/// Failed sign-ins allowed per app and email within [`WINDOW`].
+pub const MAX_SIGN_IN_FAILURES: i64 = 10;
+/// Links asked for per app and email within [`WINDOW`].
+pub const LINK_REQUESTS_PER_EMAIL: i64 = 5;
+/// Links asked for per client address within [`WINDOW`], across apps.
+pub const LINK_REQUESTS_PER_ADDRESS: i64 = 20;
+/// The window every limit here counts in.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Keys hold digests: neither an email nor an address is written to the cache.
+pub fn sign_in_key(app: AppId, email: &str) -> String {
+    format!("login:{app}:{}", secrets::hash_token(email))
+}
+
+fn link_email_key(app: AppId, email: &str) -> String {
+    format!("links:{app}:{}", secrets::hash_token(email))
+}
+
+fn link_address_key(address: IpAddr) -> String {
+    format!("links-ip:{}", secrets::hash_token(&address.to_string()))
+}
+
+/// Counts one request against `key`; 429 with `Retry-After` when it is over `limit`.
+async fn take(cache: &dyn Cache, key: &str, limit: i64, message: &str) -> Result<(), ApiError> {
+    let (count, left) = cache.add(key, 1, WINDOW).await.map_err(|err| {
+        tracing::error!(error = %err, "could not count a request against its limit");
+        ApiError::unavailable()
+    })?;
+    if count > limit {
+        return Err(
+            ApiError::new(ErrorCode::RateLimited, message).retry_after(left.as_secs().max(1))
+        );
+    }
+    Ok(())
+}
+
+/// Counts a request for a magic link or a password reset, by the client's address first
+/// (so one client cycling through addresses is stopped) and then by the email.
+pub async fn take_link_request(
+    cache: &dyn Cache,
+    app: AppId,
+    email: &str,
+    client: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    if let Some(address) = client {
+        take(
+            cache,
+            &link_address_key(address),
+            LINK_REQUESTS_PER_ADDRESS,
+            "Too many links asked for from this address; try again later.",
+        )
+        .await?;
+    }
+    take(
+        cache,
+        &link_email_key(app, email),
+        LINK_REQUESTS_PER_EMAIL,
+        "Too many links asked for this email; try again later.",
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use larder_cache::MemoryCache;
+
+    #[tokio::test]
+    async fn five_links_per_email_and_twenty_per_address() {
+        let cache = MemoryCache::new(100);
+        let app = AppId::new();
+        let client: Option<IpAddr> = "203.0.113.7".parse().ok();
+        for _ in 0..LINK_REQUESTS_PER_EMAIL {
+            take_link_request(&cache, app, "a@example.com", client)
+                .await
+                .expect("within the limit");
+        }
+        let refused = take_link_request(&cache, app, "a@example.com", client)
+            .await
+            .expect_err("the sixth is refused");
+        assert_eq!(refused.body.code, ErrorCode::RateLimited);
+        assert!(refused.retry_after.is_some_and(|s| s > 0 && s <= 900));
+        // Another app's member with that address has their own count.
+        take_link_request(&cache, AppId::new(), "a@example.com", None)
+            .await
+            .expect("another app");
+        // The address runs out after twenty, whatever the emails.
+        for n in 0..(LINK_REQUESTS_PER_ADDRESS - LINK_REQUESTS_PER_EMAIL - 1) {
+            take_link_request(&cache, app, &format!("{n}@example.com"), client)
+                .await
+                .expect("within the address's limit");
+        }
+        let refused = take_link_request(&cache, app, "fresh@example.com", client)
+            .await
+            .expect_err("over the address's limit");
+        assert!(
+            refused.body.message.contains("address"),
+            "{}",
+            refused.body.message
+        );
+    }
+}

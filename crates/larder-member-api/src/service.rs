@@ -1,0 +1,288 @@
+//! What members do, as use cases both the JSON API and the hosted pages call: sign in, set
+//! a password from a link, ask for a link, redeem a magic link, sign out. Errors are the
+//! API's own ([`ApiError`]); the pages show their messages.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use larder_access::{AppId, Email, MemberId};
+use larder_api_common::{About, ApiError, ErrorCode};
+use larder_store::{LinkPurpose, MessageKind, NewSession, SessionOwner, Store, StoreError};
+use larder_tenancy::{Tenancy, secrets};
+
+use crate::limits;
+use crate::passwords::{MAX_PASSWORD_CHARS, Passwords, weakness};
+
+/// How long a session lasts.
+pub const SESSION_TTL_DAYS: i64 = 30;
+
+/// What the member API and the hosted pages need.
+#[derive(Debug, Clone)]
+pub struct MemberState {
+    pub store: Arc<dyn Store>,
+    pub tenancy: Tenancy,
+    pub passwords: Passwords,
+    /// Larder's public base URL, without a trailing slash.
+    pub public_url: Arc<str>,
+    /// How many proxies in front of the service append to `X-Forwarded-For`.
+    pub trusted_proxies: usize,
+}
+
+/// A session just started: its token (shown once) and when it ends.
+#[derive(Clone)]
+pub struct IssuedSession {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSession")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuedSession {
+    fn new() -> Self {
+        Self {
+            token: secrets::generate_session_token(),
+            expires_at: Utc::now() + chrono::Duration::days(SESSION_TTL_DAYS),
+        }
+    }
+}
+
+fn invalid_link(purpose: LinkPurpose) -> ApiError {
+    let what = match purpose {
+        LinkPurpose::SetPassword => "This invitation",
+        LinkPurpose::MagicLink => "This sign-in link",
+        LinkPurpose::PasswordReset => "This password-reset link",
+    };
+    ApiError::new(
+        ErrorCode::InvalidToken,
+        format!("{what} is unknown, used or expired; ask for a new one."),
+    )
+    .field("token")
+}
+
+pub(crate) fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "The email or the password is wrong.",
+    )
+}
+
+fn weak(message: &str) -> ApiError {
+    ApiError::validation(ErrorCode::WeakPassword, "password", message)
+}
+
+/// Maps a missing member (erased a moment ago) to `absent`; every other store error to its
+/// answer.
+fn gone_as<T>(absent: T) -> impl FnOnce(StoreError) -> Result<T, ApiError> {
+    move |err| match err {
+        StoreError::NotFound => Ok(absent),
+        other => Err(ApiError::from_store(other, "member")),
+    }
+}
+
+impl MemberState {
+    pub fn new(
+        tenancy: Tenancy,
+        passwords: Passwords,
+        public_url: &str,
+        trusted_proxies: usize,
+    ) -> Self {
+        Self {
+            store: tenancy.store().clone(),
+            tenancy,
+            passwords,
+            public_url: public_url.trim_end_matches('/').into(),
+            trusted_proxies,
+        }
+    }
+
+    /// Signs a member in with their password.
+    ///
+    /// A wrong password and an unknown email cost the same (an unknown email is checked
+    /// against a dummy hash) and answer alike. Ten failures for one app and email within
+    /// 15 minutes lock that pair out (429) until the window passes.
+    pub async fn sign_in(
+        &self,
+        app: AppId,
+        email: &str,
+        password: &str,
+    ) -> Result<IssuedSession, ApiError> {
+        let parsed = Email::parse(email).ok();
+        let counted = parsed
+            .as_ref()
+            .map_or_else(|| email.trim().to_lowercase(), |e| e.to_string());
+        let cache = self.tenancy.cache();
+        let key = limits::sign_in_key(app, &counted);
+        // Reserve this attempt before the slow check, atomically: parallel attempts each
+        // take a place, so no burst gets more than the allowed tries. A success gives its
+        // place back; a failure keeps it. Without a working counter, no sign-in (fail closed).
+        let (attempts, left) = cache.add(&key, 1, limits::WINDOW).await.map_err(|err| {
+            tracing::error!(error = %err, "could not count a sign-in attempt");
+            ApiError::unavailable()
+        })?;
+        if attempts > limits::MAX_SIGN_IN_FAILURES {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "Too many failed sign-ins for this email; try again later.",
+            )
+            .retry_after(left.as_secs().max(1)));
+        }
+        let found = match &parsed {
+            Some(email) => self
+                .store
+                .member_credentials(app, email)
+                .await
+                .about("member")?,
+            None => None,
+        };
+        let stored = found.as_ref().and_then(|c| c.password_hash.as_deref());
+        let too_long = password.chars().count() > MAX_PASSWORD_CHARS;
+        let ok = !too_long && self.passwords.verify(password, stored).await;
+        let member = match (ok, found) {
+            (true, Some(credentials)) => {
+                if let Err(err) = cache.add(&key, -1, limits::WINDOW).await {
+                    tracing::warn!(error = %err, "could not release a sign-in attempt");
+                }
+                credentials.member_id
+            }
+            // The reserved place stays: it is this failure.
+            _ => return Err(invalid_credentials()),
+        };
+        self.start_session(app, member)
+            .await?
+            .ok_or_else(invalid_credentials)
+    }
+
+    /// Starts a session for `member`; `None` when the member was erased meanwhile.
+    pub async fn start_session(
+        &self,
+        app: AppId,
+        member: MemberId,
+    ) -> Result<Option<IssuedSession>, ApiError> {
+        let session = IssuedSession::new();
+        match self
+            .store
+            .create_session(
+                app,
+                member,
+                &secrets::hash_token(&session.token),
+                session.expires_at,
+            )
+            .await
+        {
+            Err(StoreError::NotFound) => Ok(None),
+            other => other.about("member").map(|()| Some(session)),
+        }
+    }
+
+    /// Sets a password from a link of `purpose` (an invitation or a reset), which is used
+    /// up; every session of the member ends and their other links stop working. Returns the
+    /// member.
+    pub async fn set_password(
+        &self,
+        app: AppId,
+        purpose: LinkPurpose,
+        token: &str,
+        password: &str,
+    ) -> Result<MemberId, ApiError> {
+        let token_hash = secrets::hash_token(token);
+        // The link is checked before the slow hash: a wrong one costs nothing. A member
+        // erased meanwhile has no links either.
+        let member = self
+            .store
+            .find_link(app, purpose, &token_hash, Utc::now())
+            .await
+            .or_else(gone_as(None))?
+            .ok_or_else(|| invalid_link(purpose))?;
+        if let Some(why) = weakness(password, member.email.as_str()) {
+            return Err(weak(why));
+        }
+        let hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|_| ApiError::internal())?;
+        // A concurrent use of the same link loses here.
+        self.store
+            .redeem_password_link(app, purpose, &token_hash, &hash, Utc::now())
+            .await
+            .or_else(gone_as(None))?
+            .ok_or_else(|| invalid_link(purpose))
+    }
+
+    /// Signs a member in with a magic link, which is used up.
+    pub async fn redeem_magic_link(
+        &self,
+        app: AppId,
+        token: &str,
+    ) -> Result<IssuedSession, ApiError> {
+        let session = IssuedSession::new();
+        let redeemed = self
+            .store
+            .redeem_magic_link(
+                app,
+                &secrets::hash_token(token),
+                NewSession {
+                    token_hash: &secrets::hash_token(&session.token),
+                    expires_at: session.expires_at,
+                },
+                Utc::now(),
+            )
+            .await
+            .or_else(gone_as(None))?;
+        match redeemed {
+            Some(_) => Ok(session),
+            None => Err(invalid_link(LinkPurpose::MagicLink)),
+        }
+    }
+
+    /// Queues a magic link or a password-reset link to the app's member with `email`, if
+    /// there is one. Answers the same either way, so nobody learns who is a member; only
+    /// the rate limits (counted for every email alike) refuse. 404 for an unknown app.
+    pub async fn request_link(
+        &self,
+        app: AppId,
+        email: &Email,
+        kind: MessageKind,
+        client: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        self.store.get_app(app).await.about("app")?;
+        limits::take_link_request(self.tenancy.cache().as_ref(), app, email.as_str(), client)
+            .await?;
+        let queued = self
+            .store
+            .queue_message_by_email(app, email, kind, Utc::now())
+            .await
+            .about("member")?;
+        if let Some(message) = queued {
+            tracing::info!(
+                larder.message_id = %message.id,
+                larder.message_kind = kind.as_str(),
+                "a member asked for a link"
+            );
+        }
+        Ok(())
+    }
+
+    /// The owner of an unexpired session token.
+    pub async fn session(&self, token: &str) -> Result<Option<SessionOwner>, ApiError> {
+        self.store
+            .find_session(&secrets::hash_token(token), Utc::now())
+            .await
+            .map_err(|err| ApiError::from_store(err, "session"))
+    }
+
+    /// Ends the session of `token` (nothing happens for an unknown one).
+    pub async fn sign_out(&self, token: &str) -> Result<(), ApiError> {
+        self.store
+            .delete_session(&secrets::hash_token(token))
+            .await
+            .about("session")
+    }
+}
