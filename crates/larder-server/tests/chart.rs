@@ -348,9 +348,48 @@ fn an_existing_secret_replaces_the_charts_own() {
     );
     let path = &ingress["spec"]["rules"][0]["http"]["paths"][0];
     assert_eq!(path["backend"]["service"]["port"]["name"], "http");
+    let config = &one(&docs, "ConfigMap")["data"];
+    assert_eq!(config["LARDER_PUBLIC_URL"], "https://members.example.org");
+    assert_eq!(config["LARDER_TRUSTED_PROXIES"], "2");
+    assert_eq!(config["LARDER_MAIL_FROM"], "members@example.org");
+}
+
+#[test]
+fn mail_goes_through_the_smtp_server_kept_in_the_secret() {
+    let pods_secret = |docs: &[Value]| -> Value {
+        all(docs, "Secret")
+            .into_iter()
+            .find(|s| s["metadata"]["annotations"]["helm.sh/hook"].is_null())
+            .expect("the service's Secret")["data"]
+            .clone()
+    };
+    let docs = render(&["-f", &value_set("scaling-values.yaml")]);
+    let secret = pods_secret(&docs);
     assert_eq!(
-        one(&docs, "ConfigMap")["data"]["LARDER_PUBLIC_URL"],
-        "https://members.example.org"
+        decode(secret["LARDER_SMTP_URL"].as_str().unwrap()),
+        "smtp://larder:change-me@smtp.mail.svc:587"
+    );
+    let config = &one(&docs, "ConfigMap")["data"];
+    assert_eq!(config["LARDER_MAIL_FROM"], "members@example.com");
+    assert!(
+        config.get("LARDER_SMTP_URL").is_none(),
+        "the URL is a secret"
+    );
+    // Without one, messages go to the pod's writable /tmp (the root is read-only).
+    let docs = render(&["-f", &value_set("defaults-values.yaml")]);
+    assert!(pods_secret(&docs).get("LARDER_SMTP_URL").is_none());
+    assert_eq!(
+        one(&docs, "ConfigMap")["data"]["LARDER_OUTBOX_DIR"],
+        "/tmp/outbox"
+    );
+    let mounts = &container(one(&docs, "Deployment"))["volumeMounts"];
+    assert!(
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/tmp"),
+        "{mounts:?}"
     );
 }
 
@@ -401,12 +440,14 @@ fn scaling_objects_render_with_the_apis_they_need() {
         .iter()
         .map(|r| r["alert"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     let exprs = rules.to_string();
     for metric in [
         "larder_http_requests_total",
         "larder_webhook_deliveries_total",
         "larder_background_job_last_success_timestamp_seconds",
+        "larder_outbox_oldest_queued_seconds",
+        "larder_messages_total",
     ] {
         assert!(exprs.contains(metric), "{metric}");
         assert!(
@@ -446,7 +487,10 @@ fn without_migration_hooks_the_pods_migrate() {
 #[test]
 fn the_schema_and_the_chart_refuse_values_that_cannot_work() {
     let base = value_set("defaults-values.yaml");
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
+        (&["--set", "mail.smtpUrl=mail.example.com:587"], "smtpUrl"),
+        (&["--set", "mail.from=Larder <larder@example.com>"], "from"),
+        (&["--set", "trustedProxies=-1"], "trustedProxies"),
         (&["--set-string", "replicaCount=3"], "replicaCount"),
         (
             &["--set", "publicUrl=ftp://larder.example.com"],
