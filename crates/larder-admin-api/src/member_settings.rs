@@ -6,7 +6,7 @@ use larder_api_common::fields::{
     BodyTemplateField, EmailField, OriginField, SenderNameField, SubjectTemplateField, WebUrlField,
 };
 use larder_api_common::{About, ApiError, Changed, ErrorCode, Found, PathId};
-use larder_store::MemberSettings;
+use larder_store::{MemberSettings, MemberSettingsPatch};
 use poem_openapi::param::Path;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object, OpenApi};
@@ -189,54 +189,47 @@ impl MemberSettingsApi {
         body: JsonBody<UpdateMemberSettingsRequest>,
     ) -> Result<Changed<MemberSettingsView>, WriteFails> {
         let app = self.state.scope(&auth, &app_id).await?;
-        let mut s = self.state.store.member_settings(app).await.about("app")?;
-        let origins_before = s.cors_origins.clone();
-        if let Some(v) = patch(&body.member_url, |u| u.trim_end_matches('/').to_owned()) {
-            s.member_url = v;
-        }
-        if let Some(v) = patch(&body.sender_name, |n| n.trim().to_owned()) {
-            s.sender_name = v;
-        }
-        if let Some(v) = patch(&body.reply_to, |e| Email::parse(e)) {
-            s.reply_to = v.transpose().map_err(|_| {
-                ApiError::validation(
+        let reply_to = match patch(&body.reply_to, |e| Email::parse(e)) {
+            Some(Some(Err(_))) => {
+                return Err(ApiError::validation(
                     ErrorCode::ValidationFailed,
                     "reply_to",
                     "`reply_to` must be an email address.",
                 )
-            })?;
-        }
-        if let Some(v) = patch(&body.subject_template, |t| t.trim().to_owned()) {
-            s.subject_template = v;
-        }
-        if let Some(v) = patch(&body.body_template, |t| t.as_str().to_owned()) {
-            s.body_template = v;
-        }
-        if let Some(w) = body.welcome_email {
-            s.welcome_email = w.into();
-        }
-        if let Some(t) = body.welcome_for_test_purchases {
-            s.welcome_for_test_purchases = t;
-        }
-        if let Some(origins) = &body.cors_origins {
-            let mut parsed: Vec<String> = Vec::with_capacity(origins.len());
-            for o in origins.iter().map(origin) {
-                if !parsed.contains(&o) {
-                    parsed.push(o);
-                }
+                .into());
             }
-            s.cors_origins = parsed;
-        }
-        let saved = self
+            Some(Some(Ok(email))) => Some(Some(email)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let change = MemberSettingsPatch {
+            member_url: patch(&body.member_url, |u| u.trim_end_matches('/').to_owned()),
+            sender_name: patch(&body.sender_name, |n| n.trim().to_owned()),
+            reply_to,
+            welcome_email: body.welcome_email.map(Into::into),
+            welcome_for_test_purchases: body.welcome_for_test_purchases,
+            subject_template: patch(&body.subject_template, |t| t.trim().to_owned()),
+            body_template: patch(&body.body_template, |t| t.as_str().to_owned()),
+            cors_origins: body.cors_origins.as_ref().map(|origins| {
+                let mut unique: Vec<String> = Vec::with_capacity(origins.len());
+                for o in origins.iter().map(origin) {
+                    if !unique.contains(&o) {
+                        unique.push(o);
+                    }
+                }
+                unique
+            }),
+        };
+        let (before, saved) = self
             .state
             .store
-            .put_member_settings(app, s)
+            .update_member_settings(app, change)
             .await
             .about("app")?;
-        if body.cors_origins.is_some() {
+        if before.cors_origins != saved.cors_origins {
             self.state
                 .tenancy
-                .cors_changed(app, &origins_before, &saved.cors_origins)
+                .cors_changed(app, &before.cors_origins, &saved.cors_origins)
                 .await;
         }
         Ok(Changed::of(saved))

@@ -608,10 +608,14 @@ impl MembersApi {
             )
             .await
             .about(WHAT)?;
+        // The link goes where the emailed ones go: the app's front end, or Larder's page.
+        let settings = self.state.store.member_settings(app).await.about(WHAT)?;
         Ok(Created::of(InvitationView {
-            url: format!(
-                "{}/members/{app}/set-password?token={token}",
-                self.state.public_url
+            url: settings.link_url(
+                &self.state.public_url,
+                app,
+                larder_store::LinkPurpose::SetPassword,
+                &token,
             ),
             token,
             expires_at,

@@ -3,11 +3,12 @@
 //! What Larder must tell a member is queued in the store's outbox, in the transaction of the
 //! change that causes it (see `larder_store::OutboxStore`). A [`Sender`] in every `larder
 //! serve` process claims due messages, renders them, makes the link each one carries (only
-//! the link's hash is stored, as an invitation), hands them to the [`Transport`] and records
-//! the attempt. Failures are retried with exponential backoff and jitter (10 s, 20 s, 40 s…,
-//! at most 30 minutes apart) for a day, then the message is `failed`; a permanent refusal
-//! (a 5xx) fails it at once. Claims are leased, so a process that dies mid-send leaves its
-//! messages to another (or to itself, restarted) once the lease is up.
+//! the link's hash is stored), hands them to the [`Transport`] and records the attempt.
+//! Failures are retried with exponential backoff and jitter (10 s, 20 s, 40 s…, at most 30
+//! minutes apart) for a day, then the message is `failed`; a refusal of the message itself
+//! (no such mailbox: 550–556) fails it at once. Claims are leased and renewed before each
+//! send, so a process that dies mid-send leaves its messages to another (or to itself,
+//! restarted) once the lease is up, and a slow batch never outlives its lease.
 //!
 //! The sender runs on its own task and touches intake only through the store's pool.
 
@@ -25,13 +26,17 @@ use larder_store::{
 use larder_tenancy::secrets;
 use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 pub use transport::{SMTP_TIMEOUT, SendError, Transport, TransportError};
 
-/// How long a claim keeps a message from other senders: longer than one SMTP
-/// conversation may take, so a message is sent twice only if a process dies after the
-/// server took it and before the store heard.
+/// How long a claim keeps a message from other senders. Renewed just before each message
+/// of a batch is sent, and longer than [`SEND_DEADLINE`], so a message is sent twice only
+/// if a process dies after the server took it and before the store heard.
 pub const LEASE: Duration = Duration::from_secs(60);
+/// The most one attempt at a message may take, from reading its member to the server's
+/// answer (lettre's own timeout counts each read and write, not the conversation).
+pub const SEND_DEADLINE: Duration = Duration::from_secs(40);
 /// Messages claimed at once.
 const BATCH: u32 = 20;
 /// How often the outbox is looked at when nothing wakes the sender.
@@ -165,10 +170,38 @@ impl Sender {
             larder.message_id = %message.id,
             larder.message_kind = message.kind.as_str(),
         );
-        let _in_span = span.enter();
-        let attempt = match self.deliver(message).await {
-            Ok(()) => Attempt::Sent,
-            Err(err) => after_failure(message, &err, Utc::now(), rand::random()),
+        self.attempt(&claimed).instrument(span).await;
+    }
+
+    async fn attempt(&self, claimed: &ClaimedMessage) {
+        let message = &claimed.message;
+        // The batch's lease started when it was claimed; this message's starts now. A
+        // claim that ran out and went to another sender is theirs to send.
+        match self.store.renew_claim(claimed, LEASE, Utc::now()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!("another sender took this message over; not sending it");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not renew the claim on a message");
+                return;
+            }
+        }
+        let sent = tokio::time::timeout(SEND_DEADLINE, self.deliver(message)).await;
+        let attempt = match sent {
+            Ok(Ok(())) => Attempt::Sent,
+            Ok(Err(err)) => after_failure(message, &err, Utc::now(), rand::random()),
+            Err(_) => {
+                let err = SendError {
+                    permanent: false,
+                    text: format!(
+                        "no answer from the mail server within {} s",
+                        SEND_DEADLINE.as_secs()
+                    ),
+                };
+                after_failure(message, &err, Utc::now(), rand::random())
+            }
         };
         let result = match &attempt {
             Attempt::Sent => "sent",
@@ -184,7 +217,7 @@ impl Sender {
         self.metrics.message(message.kind.as_str(), result);
         match self
             .store
-            .finish_message(&claimed, attempt, Utc::now())
+            .finish_message(claimed, attempt, Utc::now())
             .await
         {
             Ok(true) => {}

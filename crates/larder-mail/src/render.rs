@@ -10,8 +10,9 @@
 //! | `{{link}}` | the link the message is about (set a password, sign in…) |
 //! | `{{link_valid_for}}` | how long the link works (`7 days`, `15 minutes`) |
 //!
-//! Values are inserted as text: in the HTML body they are escaped, so a member's name
-//! cannot add markup. An unknown placeholder stays as written.
+//! Templates are text, and so are the values put in them: the HTML twin escapes all of it,
+//! so neither an app's template nor a member's name can add markup. An unknown placeholder
+//! stays as written.
 
 use larder_store::{MessageKind, WelcomeEmail};
 
@@ -70,7 +71,7 @@ fn defaults(kind: MessageKind, welcome: WelcomeEmail) -> (&'static str, &'static
     }
 }
 
-fn fill(template: &str, ctx: &Context, escape: fn(&str) -> String) -> String {
+fn fill(template: &str, ctx: &Context) -> String {
     let name = ctx.member_name.as_deref().unwrap_or(&ctx.member_email);
     let levels = if ctx.access_levels.is_empty() {
         "nothing yet".to_owned()
@@ -100,7 +101,7 @@ fn fill(template: &str, ctx: &Context, escape: fn(&str) -> String) -> String {
             .and_then(|end| value(&after[..end]).map(|v| (end, v)))
         {
             Some((end, v)) => {
-                out.push_str(&escape(v));
+                out.push_str(v);
                 rest = &after[end + 2..];
             }
             None => {
@@ -113,10 +114,10 @@ fn fill(template: &str, ctx: &Context, escape: fn(&str) -> String) -> String {
     out
 }
 
-/// A link's lifetime in words: `15 minutes`, `1 hour`, `7 days`.
+/// A link's lifetime in words: `15 minutes`, `1 hour`, `24 hours`, `7 days`.
 pub fn duration_words(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    let (n, unit) = if secs >= 86_400 && secs.is_multiple_of(86_400) {
+    let (n, unit) = if secs >= 2 * 86_400 && secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
     } else if secs >= 3_600 && secs.is_multiple_of(3_600) {
         (secs / 3_600, "hour")
@@ -165,14 +166,15 @@ pub fn render(
         (default_subject, default_body)
     };
     // One line, whatever the template or a name holds.
-    let subject: String = fill(subject, ctx, str::to_owned)
+    let subject: String = fill(subject, ctx)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let text = fill(body, ctx, str::to_owned);
-    // The HTML twin: the same text escaped, paragraphs kept, the link clickable.
+    let text = fill(body, ctx);
+    // The HTML twin: the same text, all of it escaped (an app's template is text too),
+    // paragraphs kept, the link clickable.
     let link = escape_html(&ctx.link);
-    let html_body: String = fill(body, ctx, escape_html)
+    let html_body: String = escape_html(&text)
         .split("\n\n")
         .map(|p| {
             let p = p.replace('\n', "<br>\n");
@@ -238,7 +240,7 @@ mod tests {
         use std::time::Duration;
         assert_eq!(duration_words(Duration::from_secs(15 * 60)), "15 minutes");
         assert_eq!(duration_words(Duration::from_secs(3600)), "1 hour");
-        assert_eq!(duration_words(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(duration_words(Duration::from_secs(86_400)), "24 hours");
         assert_eq!(duration_words(Duration::from_secs(7 * 86_400)), "7 days");
         assert_eq!(duration_words(Duration::from_secs(90)), "2 minutes");
     }
@@ -269,6 +271,24 @@ mod tests {
             &sly,
         );
         assert_eq!(r.subject, "Hi {{link}} {{");
+        // A template's own text is text in the HTML twin too.
+        let r = render(
+            MessageKind::Welcome,
+            WelcomeEmail::SetPassword,
+            None,
+            Some("Tips & <b>tricks</b>: {{link}}"),
+            &ctx(),
+        );
+        assert!(
+            r.html.contains("Tips &amp; &lt;b&gt;tricks&lt;/b&gt;"),
+            "{}",
+            r.html
+        );
+        assert!(
+            r.html.contains("<a href=\"https://larder.example.com/"),
+            "{}",
+            r.html
+        );
         // Other kinds keep their own wording.
         let reset = render(
             MessageKind::PasswordReset,

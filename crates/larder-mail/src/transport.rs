@@ -53,14 +53,22 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// SMTP as `url` says: `smtp://` speaks plain SMTP and upgrades with STARTTLS when the
     /// server offers it (a local relay or a test server offers none); `smtps://` is TLS
-    /// from the first byte. Credentials come from the URL's user part, or `password` (read
-    /// from a secret file) with the URL's user name.
+    /// from the first byte. Credentials come from the URL's user part (percent-encoded), or
+    /// `password` (read from a secret file) with the URL's user name. With credentials,
+    /// `smtp://` requires STARTTLS: a password (and the links in the messages) never cross
+    /// the network in the clear because someone in between removed the server's offer.
     pub fn smtp(url: &str, password: Option<&str>) -> Result<Self, TransportError> {
         let parsed = url::Url::parse(url).map_err(|_| TransportError::Url)?;
         let host = parsed.host_str().ok_or(TransportError::Url)?.to_owned();
         let tls =
             TlsParameters::new(host.clone()).map_err(|e| TransportError::Tls(e.to_string()))?;
+        let user = decode(parsed.username());
+        let password = parsed
+            .password()
+            .map(decode)
+            .or_else(|| password.map(str::to_owned));
         let (tls, default_port) = match parsed.scheme() {
+            "smtp" if password.is_some() => (Tls::Required(tls), 25),
             "smtp" => (Tls::Opportunistic(tls), 25),
             "smtps" => (Tls::Wrapper(tls), 465),
             _ => return Err(TransportError::Url),
@@ -70,11 +78,6 @@ impl Transport {
             .port(port)
             .tls(tls)
             .timeout(Some(SMTP_TIMEOUT));
-        let user = decode(parsed.username());
-        let password = parsed
-            .password()
-            .map(decode)
-            .or_else(|| password.map(str::to_owned));
         if let Some(password) = password {
             builder = builder.credentials(Credentials::new(user, password));
         }
@@ -98,7 +101,7 @@ impl Transport {
                     .await
                     .map(|_| ())
                     .map_err(|e| SendError {
-                        permanent: e.is_permanent(),
+                        permanent: refuses_the_message(e.status().map(u16::from)),
                         text: smtp_error_text(&e),
                     })
             }
@@ -120,11 +123,34 @@ impl Transport {
     }
 }
 
+/// Whether an SMTP reply refuses this message for good (no such mailbox, a domain that
+/// takes no mail, a message refused as it is), rather than the service: a failed sign-in
+/// (535), a TLS demand (530) or a command the server did not take (5.0.x) is Larder's
+/// setting or the server's state, and is retried like a temporary failure, so fixing the
+/// setting sends what waited.
+pub fn refuses_the_message(code: Option<u16>) -> bool {
+    matches!(code, Some(521 | 550..=556))
+}
+
+/// Percent-decodes a URL's user or password (`+` stays `+`).
 fn decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("v={text}").as_bytes())
-        .map(|(_, v)| v.into_owned())
-        .next()
-        .unwrap_or_default()
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The server's answer, or what went wrong on the way, in one line, without credentials.
@@ -156,5 +182,25 @@ mod tests {
         for bad in ["http://mail.example.com", "mail.example.com", "smtp://"] {
             assert!(Transport::smtp(bad, None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded() {
+        assert_eq!(decode("a%2Bb+c%26d%40e"), "a+b+c&d@e");
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz%4"), "%zz%4");
+        assert_eq!(decode("caf%C3%A9"), "café");
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_message_gives_it_up() {
+        for code in [550, 551, 552, 553, 554, 521] {
+            assert!(refuses_the_message(Some(code)), "{code}");
+        }
+        // Sign-in failures, TLS demands, syntax errors and 4xx are the service's state.
+        for code in [535, 534, 530, 500, 501, 502, 503, 421, 450, 451] {
+            assert!(!refuses_the_message(Some(code)), "{code}");
+        }
+        assert!(!refuses_the_message(None));
     }
 }

@@ -10,6 +10,7 @@ use larder_access::{AppId, Email, MemberId};
 use larder_api_common::{About, ApiError, ErrorCode};
 use larder_store::{LinkPurpose, MessageKind, NewSession, SessionOwner, Store, StoreError};
 use larder_tenancy::{Tenancy, secrets};
+use tracing::Instrument;
 
 use crate::limits;
 use crate::passwords::{MAX_PASSWORD_CHARS, Passwords, weakness};
@@ -50,6 +51,21 @@ impl IssuedSession {
             token: secrets::generate_session_token(),
             expires_at: Utc::now() + chrono::Duration::days(SESSION_TTL_DAYS),
         }
+    }
+}
+
+/// A member's password as it was just checked or set: a session starts only while it is
+/// still theirs.
+pub struct PasswordSet {
+    pub member: MemberId,
+    password_hash: String,
+}
+
+impl std::fmt::Debug for PasswordSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordSet")
+            .field("member", &self.member)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,53 +160,62 @@ impl MemberState {
         let stored = found.as_ref().and_then(|c| c.password_hash.as_deref());
         let too_long = password.chars().count() > MAX_PASSWORD_CHARS;
         let ok = !too_long && self.passwords.verify(password, stored).await;
-        let member = match (ok, found) {
+        let (member, hash) = match (ok, found) {
             (true, Some(credentials)) => {
                 if let Err(err) = cache.add(&key, -1, limits::WINDOW).await {
                     tracing::warn!(error = %err, "could not release a sign-in attempt");
                 }
-                credentials.member_id
+                let hash = credentials.password_hash.unwrap_or_default();
+                (credentials.member_id, hash)
             }
             // The reserved place stays: it is this failure.
             _ => return Err(invalid_credentials()),
         };
-        self.start_session(app, member)
-            .await?
-            .ok_or_else(invalid_credentials)
+        // A password changed since it was checked (a reset) starts no session.
+        self.start_session(
+            app,
+            &PasswordSet {
+                member,
+                password_hash: hash,
+            },
+        )
+        .await?
+        .ok_or_else(invalid_credentials)
     }
 
-    /// Starts a session for `member`; `None` when the member was erased meanwhile.
+    /// Starts a session for the member whose password was just checked or set; `None` when
+    /// it changed meanwhile or the member was erased.
     pub async fn start_session(
         &self,
         app: AppId,
-        member: MemberId,
+        set: &PasswordSet,
     ) -> Result<Option<IssuedSession>, ApiError> {
         let session = IssuedSession::new();
-        match self
+        let started = self
             .store
             .create_session(
                 app,
-                member,
-                &secrets::hash_token(&session.token),
-                session.expires_at,
+                set.member,
+                &set.password_hash,
+                NewSession {
+                    token_hash: &secrets::hash_token(&session.token),
+                    expires_at: session.expires_at,
+                },
             )
             .await
-        {
-            Err(StoreError::NotFound) => Ok(None),
-            other => other.about("member").map(|()| Some(session)),
-        }
+            .about("member")?;
+        Ok(started.then_some(session))
     }
 
     /// Sets a password from a link of `purpose` (an invitation or a reset), which is used
-    /// up; every session of the member ends and their other links stop working. Returns the
-    /// member.
+    /// up; every session of the member ends and their other links stop working.
     pub async fn set_password(
         &self,
         app: AppId,
         purpose: LinkPurpose,
         token: &str,
         password: &str,
-    ) -> Result<MemberId, ApiError> {
+    ) -> Result<PasswordSet, ApiError> {
         let token_hash = secrets::hash_token(token);
         // The link is checked before the slow hash: a wrong one costs nothing. A member
         // erased meanwhile has no links either.
@@ -209,11 +234,16 @@ impl MemberState {
             .await
             .map_err(|_| ApiError::internal())?;
         // A concurrent use of the same link loses here.
-        self.store
+        let member = self
+            .store
             .redeem_password_link(app, purpose, &token_hash, &hash, Utc::now())
             .await
             .or_else(gone_as(None))?
-            .ok_or_else(|| invalid_link(purpose))
+            .ok_or_else(|| invalid_link(purpose))?;
+        Ok(PasswordSet {
+            member,
+            password_hash: hash,
+        })
     }
 
     /// Signs a member in with a magic link, which is used up.
@@ -243,8 +273,9 @@ impl MemberState {
     }
 
     /// Queues a magic link or a password-reset link to the app's member with `email`, if
-    /// there is one. Answers the same either way, so nobody learns who is a member; only
-    /// the rate limits (counted for every email alike) refuse. 404 for an unknown app.
+    /// there is one. Answers the same either way, and as fast, so nobody learns who is a
+    /// member; only the rate limits (counted for every email alike) refuse. 404 for an
+    /// unknown app.
     pub async fn request_link(
         &self,
         app: AppId,
@@ -255,18 +286,26 @@ impl MemberState {
         self.store.get_app(app).await.about("app")?;
         limits::take_link_request(self.tenancy.cache().as_ref(), app, email.as_str(), client)
             .await?;
-        let queued = self
-            .store
-            .queue_message_by_email(app, email, kind, Utc::now())
-            .await
-            .about("member")?;
-        if let Some(message) = queued {
-            tracing::info!(
-                larder.message_id = %message.id,
-                larder.message_kind = kind.as_str(),
-                "a member asked for a link"
-            );
-        }
+        // Queued once the answer is on its way, so not even its timing tells a member's
+        // email from a stranger's (a write for one, none for the other). A process that
+        // dies in between loses the request; the member asks again.
+        let store = self.store.clone();
+        let email = email.clone();
+        let queue = async move {
+            match store
+                .queue_message_by_email(app, &email, kind, Utc::now())
+                .await
+            {
+                Ok(Some(message)) => tracing::info!(
+                    larder.message_id = %message.id,
+                    larder.message_kind = kind.as_str(),
+                    "a member asked for a link"
+                ),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "could not queue a link asked for"),
+            }
+        };
+        tokio::spawn(queue.instrument(tracing::Span::current()));
         Ok(())
     }
 

@@ -278,6 +278,27 @@ impl OutboxStore for PgStore {
         Ok(claimed)
     }
 
+    async fn renew_claim(
+        &self,
+        claimed: &ClaimedMessage,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let until = now + chrono::Duration::from_std(lease).map_err(StoreError::internal)?;
+        let renewed = sqlx::query(
+            "update outbox set claimed_until = $3 \
+             where id = $1 and claim_id = $2 and status = 'queued'",
+        )
+        .bind(claimed.message.id.as_uuid())
+        .bind(claimed.claim)
+        .bind(until)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
     async fn finish_message(
         &self,
         claimed: &ClaimedMessage,
@@ -352,16 +373,29 @@ impl OutboxStore for PgStore {
         if !self.app_exists(app).await? {
             return Err(StoreError::NotFound);
         }
-        let row: Option<SettingsRow> = sqlx::query_as(
-            "select member_url, sender_name, reply_to, welcome_email, \
-             welcome_for_test_purchases, subject_template, body_template, cors_origins \
-             from member_settings where app_id = $1",
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        read_settings(&mut conn, app, false).await
+    }
+
+    async fn update_member_settings(
+        &self,
+        app: AppId,
+        patch: MemberSettingsPatch,
+    ) -> StoreResult<(MemberSettings, MemberSettings)> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // A row to lock (an unknown app fails its foreign key: NotFound).
+        sqlx::query(
+            "insert into member_settings (app_id) values ($1) on conflict (app_id) do nothing",
         )
         .bind(app.as_uuid())
-        .fetch_optional(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(row.map(MemberSettings::from).unwrap_or_default())
+        let before = read_settings(&mut tx, app, true).await?;
+        let after = patch.apply(before.clone());
+        write_settings(&mut tx, app, &after).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok((before, after))
     }
 
     async fn put_member_settings(
@@ -369,30 +403,62 @@ impl OutboxStore for PgStore {
         app: AppId,
         s: MemberSettings,
     ) -> StoreResult<MemberSettings> {
-        sqlx::query(
-            "insert into member_settings (app_id, member_url, sender_name, reply_to, \
-             welcome_email, welcome_for_test_purchases, subject_template, body_template, \
-             cors_origins, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) \
-             on conflict (app_id) do update set member_url = excluded.member_url, \
-             sender_name = excluded.sender_name, reply_to = excluded.reply_to, \
-             welcome_email = excluded.welcome_email, \
-             welcome_for_test_purchases = excluded.welcome_for_test_purchases, \
-             subject_template = excluded.subject_template, \
-             body_template = excluded.body_template, cors_origins = excluded.cors_origins, \
-             updated_at = now()",
-        )
-        .bind(app.as_uuid())
-        .bind(&s.member_url)
-        .bind(&s.sender_name)
-        .bind(s.reply_to.as_ref().map(|e| e.as_str()))
-        .bind(s.welcome_email.as_str())
-        .bind(s.welcome_for_test_purchases)
-        .bind(&s.subject_template)
-        .bind(&s.body_template)
-        .bind(Json(&s.cors_origins))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        write_settings(&mut conn, app, &s).await?;
         Ok(s)
     }
+}
+
+/// The app's settings (the defaults without a row); `lock` holds its row until the
+/// transaction ends.
+async fn read_settings(
+    conn: &mut sqlx::PgConnection,
+    app: AppId,
+    lock: bool,
+) -> StoreResult<MemberSettings> {
+    let sql = format!(
+        "select member_url, sender_name, reply_to, welcome_email, \
+         welcome_for_test_purchases, subject_template, body_template, cors_origins \
+         from member_settings where app_id = $1{}",
+        if lock { " for update" } else { "" }
+    );
+    let row: Option<SettingsRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(app.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(row.map(MemberSettings::from).unwrap_or_default())
+}
+
+/// Stores the app's settings whole. An unknown app fails its foreign key: `NotFound`.
+async fn write_settings(
+    conn: &mut sqlx::PgConnection,
+    app: AppId,
+    s: &MemberSettings,
+) -> StoreResult<()> {
+    sqlx::query(
+        "insert into member_settings (app_id, member_url, sender_name, reply_to, \
+         welcome_email, welcome_for_test_purchases, subject_template, body_template, \
+         cors_origins, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) \
+         on conflict (app_id) do update set member_url = excluded.member_url, \
+         sender_name = excluded.sender_name, reply_to = excluded.reply_to, \
+         welcome_email = excluded.welcome_email, \
+         welcome_for_test_purchases = excluded.welcome_for_test_purchases, \
+         subject_template = excluded.subject_template, \
+         body_template = excluded.body_template, cors_origins = excluded.cors_origins, \
+         updated_at = now()",
+    )
+    .bind(app.as_uuid())
+    .bind(&s.member_url)
+    .bind(&s.sender_name)
+    .bind(s.reply_to.as_ref().map(|e| e.as_str()))
+    .bind(s.welcome_email.as_str())
+    .bind(s.welcome_for_test_purchases)
+    .bind(&s.subject_template)
+    .bind(&s.body_template)
+    .bind(Json(&s.cors_origins))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }

@@ -64,6 +64,9 @@ impl SignInStore for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<MemberId>> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if !lock_member_of_link(&mut tx, app, token_hash).await? {
+            return Ok(None);
+        }
         let Some(member) = use_link(&mut tx, app, purpose, token_hash, now).await? else {
             return Ok(None);
         };
@@ -105,11 +108,24 @@ impl SignInStore for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<MemberId>> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if !lock_member_of_link(&mut tx, app, token_hash).await? {
+            return Ok(None);
+        }
         let Some(member) = use_link(&mut tx, app, LinkPurpose::MagicLink, token_hash, now).await?
         else {
             return Ok(None);
         };
-        insert_session(&mut tx, app, member, session.token_hash, session.expires_at).await?;
+        sqlx::query(
+            "insert into member_sessions (token_hash, app_id, member_id, expires_at) \
+             values ($1, $2, $3, $4)",
+        )
+        .bind(session.token_hash)
+        .bind(app.as_uuid())
+        .bind(member.as_uuid())
+        .bind(session.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(member))
     }
@@ -137,11 +153,27 @@ impl SignInStore for PgStore {
         &self,
         app: AppId,
         member: MemberId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        insert_session(&mut conn, app, member, token_hash, expires_at).await
+        password_hash: &str,
+        session: NewSession<'_>,
+    ) -> StoreResult<bool> {
+        // `for share` waits for a password change in flight and then reads its result, and
+        // keeps one from starting until this session is in: a reset either sees the session
+        // (and deletes it) or makes this insert find no row.
+        let started = sqlx::query(
+            "insert into member_sessions (token_hash, app_id, member_id, expires_at) \
+             select $1, app_id, id, $4 from members \
+             where app_id = $2 and id = $3 and password_hash = $5 for share",
+        )
+        .bind(session.token_hash)
+        .bind(app.as_uuid())
+        .bind(member.as_uuid())
+        .bind(session.expires_at)
+        .bind(password_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(started == 1)
     }
 
     async fn find_session(
@@ -213,23 +245,24 @@ async fn use_link(
     Ok(member.map(MemberId::from_uuid))
 }
 
-async fn insert_session(
-    conn: &mut sqlx::PgConnection,
+/// Locks the member a link is for (whatever its state), so that everything one link does
+/// to a member (a password and its sessions, a magic link's session) happens in turn with
+/// what another does; `false` when there is no such link. The member is locked before the
+/// link itself is used, always in that order, so two uses cannot deadlock.
+async fn lock_member_of_link(
+    tx: &mut sqlx::PgConnection,
     app: AppId,
-    member: MemberId,
     token_hash: &str,
-    expires_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "insert into member_sessions (token_hash, app_id, member_id, expires_at) \
-         values ($1, $2, $3, $4)",
+) -> StoreResult<bool> {
+    let locked: Option<Uuid> = sqlx::query_scalar(
+        "select m.id from members m join invitations i \
+         on i.app_id = m.app_id and i.member_id = m.id \
+         where i.app_id = $1 and i.token_hash = $2 for update of m",
     )
-    .bind(token_hash)
     .bind(app.as_uuid())
-    .bind(member.as_uuid())
-    .bind(expires_at)
-    .execute(&mut *conn)
+    .bind(token_hash)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(map_err)?;
-    Ok(())
+    Ok(locked.is_some())
 }

@@ -279,6 +279,27 @@ impl OutboxStore for SqliteStore {
         Ok(claimed)
     }
 
+    async fn renew_claim(
+        &self,
+        claimed: &ClaimedMessage,
+        lease: std::time::Duration,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let until = at + chrono::Duration::from_std(lease).map_err(StoreError::internal)?;
+        let renewed = sqlx::query(
+            "update outbox set claimed_until = ?3 \
+             where id = ?1 and claim_id = ?2 and status = 'queued'",
+        )
+        .bind(claimed.message.id.to_string())
+        .bind(claimed.claim.to_string())
+        .bind(format_time(until))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
     async fn finish_message(
         &self,
         claimed: &ClaimedMessage,
@@ -362,18 +383,24 @@ impl OutboxStore for SqliteStore {
         if !app_exists(&mut conn, app).await? {
             return Err(StoreError::NotFound);
         }
-        let row: Option<SettingsRow> = sqlx::query_as(
-            "select member_url, sender_name, reply_to, welcome_email, \
-             welcome_for_test_purchases, subject_template, body_template, cors_origins \
-             from member_settings where app_id = ?1",
-        )
-        .bind(app.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        row.map(SettingsRow::into_settings)
-            .transpose()
-            .map(Option::unwrap_or_default)
+        read_settings(&mut conn, app).await
+    }
+
+    async fn update_member_settings(
+        &self,
+        app: AppId,
+        patch: MemberSettingsPatch,
+    ) -> StoreResult<(MemberSettings, MemberSettings)> {
+        // One write transaction at a time: no other patch reads in between.
+        let mut tx = self.begin_write().await?;
+        if !app_exists(&mut tx, app).await? {
+            return Err(StoreError::NotFound);
+        }
+        let before = read_settings(&mut tx, app).await?;
+        let after = patch.apply(before.clone());
+        write_settings(&mut tx, app, &after).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok((before, after))
     }
 
     async fn put_member_settings(
@@ -385,33 +412,62 @@ impl OutboxStore for SqliteStore {
         if !app_exists(&mut tx, app).await? {
             return Err(StoreError::NotFound);
         }
-        let origins = serde_json::to_string(&s.cors_origins).map_err(StoreError::internal)?;
-        sqlx::query(
-            "insert into member_settings (app_id, member_url, sender_name, reply_to, \
-             welcome_email, welcome_for_test_purchases, subject_template, body_template, \
-             cors_origins, updated_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             on conflict (app_id) do update set member_url = excluded.member_url, \
-             sender_name = excluded.sender_name, reply_to = excluded.reply_to, \
-             welcome_email = excluded.welcome_email, \
-             welcome_for_test_purchases = excluded.welcome_for_test_purchases, \
-             subject_template = excluded.subject_template, \
-             body_template = excluded.body_template, cors_origins = excluded.cors_origins, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(app.to_string())
-        .bind(&s.member_url)
-        .bind(&s.sender_name)
-        .bind(s.reply_to.as_ref().map(|e| e.as_str()))
-        .bind(s.welcome_email.as_str())
-        .bind(s.welcome_for_test_purchases)
-        .bind(&s.subject_template)
-        .bind(&s.body_template)
-        .bind(origins)
-        .bind(now())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        write_settings(&mut tx, app, &s).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(s)
     }
+}
+
+/// The app's settings (the defaults without a row).
+async fn read_settings(
+    conn: &mut sqlx::SqliteConnection,
+    app: AppId,
+) -> StoreResult<MemberSettings> {
+    let row: Option<SettingsRow> = sqlx::query_as(
+        "select member_url, sender_name, reply_to, welcome_email, \
+         welcome_for_test_purchases, subject_template, body_template, cors_origins \
+         from member_settings where app_id = ?1",
+    )
+    .bind(app.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    row.map(SettingsRow::into_settings)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// Stores the app's settings whole.
+async fn write_settings(
+    conn: &mut sqlx::SqliteConnection,
+    app: AppId,
+    s: &MemberSettings,
+) -> StoreResult<()> {
+    let origins = serde_json::to_string(&s.cors_origins).map_err(StoreError::internal)?;
+    sqlx::query(
+        "insert into member_settings (app_id, member_url, sender_name, reply_to, \
+         welcome_email, welcome_for_test_purchases, subject_template, body_template, \
+         cors_origins, updated_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         on conflict (app_id) do update set member_url = excluded.member_url, \
+         sender_name = excluded.sender_name, reply_to = excluded.reply_to, \
+         welcome_email = excluded.welcome_email, \
+         welcome_for_test_purchases = excluded.welcome_for_test_purchases, \
+         subject_template = excluded.subject_template, \
+         body_template = excluded.body_template, cors_origins = excluded.cors_origins, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(app.to_string())
+    .bind(&s.member_url)
+    .bind(&s.sender_name)
+    .bind(s.reply_to.as_ref().map(|e| e.as_str()))
+    .bind(s.welcome_email.as_str())
+    .bind(s.welcome_for_test_purchases)
+    .bind(&s.subject_template)
+    .bind(&s.body_template)
+    .bind(origins)
+    .bind(now())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }

@@ -111,7 +111,18 @@ impl SignInStore for SqliteStore {
         else {
             return Ok(None);
         };
-        insert_session(&mut tx, app, member, session.token_hash, session.expires_at).await?;
+        sqlx::query(
+            "insert into member_sessions (token_hash, app_id, member_id, expires_at, \
+             created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?5)",
+        )
+        .bind(session.token_hash)
+        .bind(app.to_string())
+        .bind(member.to_string())
+        .bind(format_time(session.expires_at))
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(member))
     }
@@ -142,11 +153,27 @@ impl SignInStore for SqliteStore {
         &self,
         app: AppId,
         member: MemberId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        insert_session(&mut conn, app, member, token_hash, expires_at).await
+        password_hash: &str,
+        session: NewSession<'_>,
+    ) -> StoreResult<bool> {
+        // One statement, so a password change either comes before it (no row matches) or
+        // after it (and deletes the session).
+        let started = sqlx::query(
+            "insert into member_sessions (token_hash, app_id, member_id, expires_at, \
+             created_at, updated_at) select ?1, app_id, id, ?4, ?6, ?6 from members \
+             where app_id = ?2 and id = ?3 and password_hash = ?5",
+        )
+        .bind(session.token_hash)
+        .bind(app.to_string())
+        .bind(member.to_string())
+        .bind(format_time(session.expires_at))
+        .bind(password_hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(started == 1)
     }
 
     async fn find_session(
@@ -223,26 +250,4 @@ async fn use_link(
     member
         .map(|m| m.parse().map_err(StoreError::internal))
         .transpose()
-}
-
-async fn insert_session(
-    conn: &mut sqlx::SqliteConnection,
-    app: AppId,
-    member: MemberId,
-    token_hash: &str,
-    expires_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "insert into member_sessions (token_hash, app_id, member_id, expires_at, \
-         created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?5)",
-    )
-    .bind(token_hash)
-    .bind(app.to_string())
-    .bind(member.to_string())
-    .bind(format_time(expires_at))
-    .bind(now())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
 }

@@ -51,6 +51,8 @@ macro_rules! contract_cases {
             links_are_single_use_for_their_purpose_and_expire,
             setting_a_password_ends_every_session_and_voids_other_links,
             a_magic_link_starts_one_session,
+            sessions_start_only_with_the_current_password,
+            a_reset_racing_sign_ins_leaves_no_session_behind,
             sessions_expire_and_end,
             late_older_payments_do_not_overrule_newer_ones,
             apps_are_renamed_and_deleted_with_everything_they_own,
@@ -66,6 +68,8 @@ macro_rules! contract_cases {
             an_invitation_and_its_email_are_stored_together,
             messages_are_queued_by_email_only_to_members,
             origins_are_allowed_by_the_apps_that_list_them,
+            claims_are_renewed_until_another_sender_takes_them,
+            member_settings_patches_change_only_their_fields,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -1170,6 +1174,52 @@ fn link(
     }
 }
 
+/// The password hash [`with_password`] sets.
+const PHC: &str = "phc-of-the-members-password";
+
+/// Sets the member's password (to [`PHC`]) through a link, as a member would.
+async fn with_password(store: &dyn Store, app: AppId, member: larder_access::MemberId) {
+    let hash = format!("set-{member}");
+    store
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::SetPassword,
+            &hash,
+            NOW + 3600,
+        ))
+        .await
+        .unwrap();
+    let set = store
+        .redeem_password_link(app, LinkPurpose::SetPassword, &hash, PHC, at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(set, Some(member));
+}
+
+/// Starts a session for a member whose password is [`PHC`].
+async fn start(
+    store: &dyn Store,
+    app: AppId,
+    member: larder_access::MemberId,
+    token_hash: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) {
+    let started = store
+        .create_session(
+            app,
+            member,
+            PHC,
+            NewSession {
+                token_hash,
+                expires_at,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(started, "no session {token_hash}");
+}
+
 pub async fn links_are_single_use_for_their_purpose_and_expire(store: &dyn Store) {
     let (app, member, _) = avery(store).await;
     let week = 7 * 24 * 3600;
@@ -1281,15 +1331,14 @@ pub async fn setting_a_password_ends_every_session_and_voids_other_links(store: 
     let (app, member, _) = avery(store).await;
     let (other_app, other_member) = app_with_member(store).await;
     let hour = 3600;
+    with_password(store, app, member).await;
+    with_password(store, other_app, other_member).await;
     for (a, m, hash) in [
         (app, member, "s1"),
         (app, member, "s2"),
         (other_app, other_member, "s3"),
     ] {
-        store
-            .create_session(a, m, hash, at(NOW + hour))
-            .await
-            .unwrap();
+        start(store, a, m, hash, at(NOW + hour)).await;
     }
     for (purpose, hash) in [
         (LinkPurpose::PasswordReset, "reset"),
@@ -1446,14 +1495,9 @@ pub async fn a_magic_link_starts_one_session(store: &dyn Store) {
 pub async fn sessions_expire_and_end(store: &dyn Store) {
     let (app, member, _) = avery(store).await;
     let now = chrono::Utc::now();
-    store
-        .create_session(app, member, "s1", now + chrono::Duration::hours(1))
-        .await
-        .unwrap();
-    store
-        .create_session(app, member, "s2", now - chrono::Duration::seconds(1))
-        .await
-        .unwrap();
+    with_password(store, app, member).await;
+    start(store, app, member, "s1", now + chrono::Duration::hours(1)).await;
+    start(store, app, member, "s2", now - chrono::Duration::seconds(1)).await;
     assert_eq!(
         store.find_session("s1", now).await.unwrap(),
         Some(SessionOwner {
@@ -1466,10 +1510,7 @@ pub async fn sessions_expire_and_end(store: &dyn Store) {
     assert_eq!(store.find_session("s1", now).await.unwrap(), None);
 
     // Expired sessions and used or expired links are pruned; live ones stay.
-    store
-        .create_session(app, member, "s3", now + chrono::Duration::hours(1))
-        .await
-        .unwrap();
+    start(store, app, member, "s3", now + chrono::Duration::hours(1)).await;
     let day = now + chrono::Duration::days(1);
     let new_link = |purpose, hash| NewLink {
         app_id: app,
@@ -1502,7 +1543,8 @@ pub async fn sessions_expire_and_end(store: &dyn Store) {
         .create_link(new_link(LinkPurpose::SetPassword, "i-live"))
         .await
         .unwrap();
-    assert_eq!(store.prune_sign_ins(now).await.unwrap(), 2);
+    // s2, the used link and the one with_password used.
+    assert_eq!(store.prune_sign_ins(now).await.unwrap(), 3);
     for hash in ["s3", "s4"] {
         assert_eq!(
             store.find_session(hash, now).await.unwrap(),
@@ -1580,15 +1622,15 @@ pub async fn apps_are_renamed_and_deleted_with_everything_they_own(store: &dyn S
     )
     .await;
     let (member, _) = only_member(store, app).await;
-    store
-        .create_session(
-            app,
-            member.id,
-            "doomed-session",
-            chrono::Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
+    with_password(store, app, member.id).await;
+    start(
+        store,
+        app,
+        member.id,
+        "doomed-session",
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    )
+    .await;
 
     let renamed = store.rename_app(app, name("Renamed")).await.unwrap();
     assert_eq!(renamed.name, "Renamed");
@@ -1802,10 +1844,8 @@ pub async fn deleting_a_member_erases_them_and_keeps_the_log(store: &dyn Store) 
         .await
         .unwrap();
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
-    store
-        .create_session(app, jordan.id, "jordan-session", later)
-        .await
-        .unwrap();
+    with_password(store, app, jordan.id).await;
+    start(store, app, jordan.id, "jordan-session", later).await;
     store
         .create_link(NewLink {
             app_id: app,
@@ -2538,4 +2578,253 @@ pub async fn origins_are_allowed_by_the_apps_that_list_them(store: &dyn Store) {
     }
     store.put_member_settings(a.id, with(&[])).await.unwrap();
     assert!(!store.origin_allowed_anywhere(origin).await.unwrap());
+}
+
+pub async fn sessions_start_only_with_the_current_password(store: &dyn Store) {
+    let (app, member, _) = avery(store).await;
+    let session = |hash| NewSession {
+        token_hash: hash,
+        expires_at: at(NOW + 3600),
+    };
+    // No password yet: no password session.
+    assert!(
+        !store
+            .create_session(app, member, PHC, session("s0"))
+            .await
+            .unwrap()
+    );
+    with_password(store, app, member).await;
+    assert!(
+        store
+            .create_session(app, member, PHC, session("s1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_session(app, member, "another hash", session("s2"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_session("s2", at(NOW)).await.unwrap(), None);
+    // A sign-in checked against the old password before a reset starts nothing after it.
+    store
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::PasswordReset,
+            "reset",
+            NOW + 3600,
+        ))
+        .await
+        .unwrap();
+    store
+        .redeem_password_link(app, LinkPurpose::PasswordReset, "reset", "new-phc", at(NOW))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .create_session(app, member, PHC, session("s3"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_session("s1", at(NOW)).await.unwrap(), None);
+    // Another app cannot start a session for this member.
+    let (other, _) = app_with_member(store).await;
+    assert!(
+        !store
+            .create_session(other, member, "new-phc", session("s4"))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn a_reset_racing_sign_ins_leaves_no_session_behind(store: &dyn Store) {
+    let (app, member, _) = avery(store).await;
+    with_password(store, app, member).await;
+    for round in 0..10 {
+        let new_password = format!("phc-{round}");
+        let reset = format!("reset-{round}");
+        let magic = format!("magic-{round}");
+        for (purpose, hash) in [
+            (LinkPurpose::PasswordReset, &reset),
+            (LinkPurpose::MagicLink, &magic),
+        ] {
+            store
+                .create_link(link(app, member, purpose, hash, NOW + 3600))
+                .await
+                .unwrap();
+        }
+        let signed_in = format!("password-{round}");
+        let magic_session = format!("magic-session-{round}");
+        // A sign-in with the old password and a magic link, at the moment of a reset.
+        let (started, magic_used, reset_done) = futures::join!(
+            store.create_session(
+                app,
+                member,
+                PHC,
+                NewSession {
+                    token_hash: &signed_in,
+                    expires_at: at(NOW + 3600),
+                },
+            ),
+            store.redeem_magic_link(
+                app,
+                &magic,
+                NewSession {
+                    token_hash: &magic_session,
+                    expires_at: at(NOW + 3600),
+                },
+                at(NOW),
+            ),
+            store.redeem_password_link(
+                app,
+                LinkPurpose::PasswordReset,
+                &reset,
+                &new_password,
+                at(NOW),
+            ),
+        );
+        let _ = (started.unwrap(), magic_used.unwrap());
+        assert_eq!(reset_done.unwrap(), Some(member));
+        // Whatever the order, the reset is the last word: no session is left.
+        for hash in [&signed_in, &magic_session] {
+            assert_eq!(
+                store.find_session(hash, at(NOW)).await.unwrap(),
+                None,
+                "round {round}: {hash} outlived the reset"
+            );
+        }
+        password_back(store, app, member, round).await;
+    }
+}
+
+/// Puts the member's password back to [`PHC`] for the next round of a race (the reset
+/// changed it).
+async fn password_back(
+    store: &dyn Store,
+    app: AppId,
+    member: larder_access::MemberId,
+    round: usize,
+) {
+    let hash = format!("back-{round}");
+    store
+        .create_link(link(
+            app,
+            member,
+            LinkPurpose::SetPassword,
+            &hash,
+            NOW + 3600,
+        ))
+        .await
+        .unwrap();
+    store
+        .redeem_password_link(app, LinkPurpose::SetPassword, &hash, PHC, at(NOW))
+        .await
+        .unwrap();
+}
+
+pub async fn claims_are_renewed_until_another_sender_takes_them(store: &dyn Store) {
+    let (app, member) = quiet_member(store).await;
+    store
+        .queue_message(app, member, MessageKind::MagicLink, at(NOW))
+        .await
+        .unwrap();
+    let lease = std::time::Duration::from_secs(60);
+    let mine = store.claim_messages(at(NOW), lease, 10).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    // Renewed before the lease ran out, nobody else may take it.
+    assert!(
+        store
+            .renew_claim(&mine[0], lease, at(NOW + 50))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_messages(at(NOW + 70), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Left to run out, another sender takes it; the first may no longer send it.
+    let theirs = store
+        .claim_messages(at(NOW + 111), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert!(
+        !store
+            .renew_claim(&mine[0], lease, at(NOW + 112))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .renew_claim(&theirs[0], lease, at(NOW + 112))
+            .await
+            .unwrap()
+    );
+    // A finished message has no claim to renew.
+    assert!(
+        store
+            .finish_message(&theirs[0], Attempt::Sent, at(NOW + 113))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_claim(&theirs[0], lease, at(NOW + 114))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn member_settings_patches_change_only_their_fields(store: &dyn Store) {
+    let a = app(store, "patched").await;
+    let (before, after) = store
+        .update_member_settings(
+            a.id,
+            MemberSettingsPatch {
+                sender_name: Some(Some("Pantry Club".into())),
+                cors_origins: Some(vec!["https://members.example.com".into()]),
+                ..MemberSettingsPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(before, MemberSettings::default());
+    assert_eq!(after.sender_name.as_deref(), Some("Pantry Club"));
+    assert_eq!(store.member_settings(a.id).await.unwrap(), after);
+    // Two patches of different fields at once: both stick.
+    let (x, y) = futures::join!(
+        store.update_member_settings(
+            a.id,
+            MemberSettingsPatch {
+                welcome_email: Some(WelcomeEmail::MagicLink),
+                ..MemberSettingsPatch::default()
+            },
+        ),
+        store.update_member_settings(
+            a.id,
+            MemberSettingsPatch {
+                reply_to: Some(Some(email("help@example.com"))),
+                sender_name: Some(None),
+                ..MemberSettingsPatch::default()
+            },
+        ),
+    );
+    x.unwrap();
+    y.unwrap();
+    let now = store.member_settings(a.id).await.unwrap();
+    assert_eq!(now.welcome_email, WelcomeEmail::MagicLink);
+    assert_eq!(now.reply_to, Some(email("help@example.com")));
+    assert_eq!(now.sender_name, None);
+    assert_eq!(now.cors_origins, ["https://members.example.com"]);
+    assert!(matches!(
+        store
+            .update_member_settings(AppId::new(), MemberSettingsPatch::default())
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }

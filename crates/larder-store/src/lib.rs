@@ -284,13 +284,16 @@ pub trait SignInStore: Send + Sync {
         app: AppId,
         email: &larder_access::Email,
     ) -> StoreResult<Option<MemberCredentials>>;
+    /// Starts a session for `member` if their password is still `password_hash` (the one
+    /// just checked or set): when a reset or another link changed it meanwhile, the change
+    /// wins and no session starts. `false` then, or when the member is gone.
     async fn create_session(
         &self,
         app: AppId,
         member: MemberId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+        password_hash: &str,
+        session: NewSession<'_>,
+    ) -> StoreResult<bool>;
     /// The owner of an unexpired session.
     async fn find_session(
         &self,
@@ -325,6 +328,15 @@ pub trait OutboxStore: Send + Sync {
         lease: std::time::Duration,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedMessage>>;
+    /// Extends the claim on a message to `lease` from `now`, just before it is sent, so a
+    /// batch sent one by one never outlives its lease. `false` when the claim is no longer
+    /// this one (it ran out and another sender took the message): do not send it then.
+    async fn renew_claim(
+        &self,
+        claimed: &ClaimedMessage,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Records how an attempt ended. `false` when the claim was no longer this one (it ran
     /// out and another sender took the message): nothing is changed then.
     async fn finish_message(
@@ -365,6 +377,13 @@ pub trait OutboxStore: Send + Sync {
     async fn oldest_queued_message(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// The app's settings (the defaults until changed). `NotFound` for an unknown app.
     async fn member_settings(&self, app: AppId) -> StoreResult<MemberSettings>;
+    /// Changes the fields `patch` names, atomically (concurrent patches of different fields
+    /// both stick). The settings before and after. `NotFound` for an unknown app.
+    async fn update_member_settings(
+        &self,
+        app: AppId,
+        patch: MemberSettingsPatch,
+    ) -> StoreResult<(MemberSettings, MemberSettings)>;
     /// Replaces the app's settings.
     async fn put_member_settings(
         &self,

@@ -128,6 +128,43 @@ impl Default for MemberSettings {
     }
 }
 
+/// A change of some of an app's member settings: `None` leaves a field as it is; for the
+/// nullable ones `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberSettingsPatch {
+    pub member_url: Option<Option<String>>,
+    pub sender_name: Option<Option<String>>,
+    pub reply_to: Option<Option<Email>>,
+    pub welcome_email: Option<WelcomeEmail>,
+    pub welcome_for_test_purchases: Option<bool>,
+    pub subject_template: Option<Option<String>>,
+    pub body_template: Option<Option<String>>,
+    pub cors_origins: Option<Vec<String>>,
+}
+
+impl MemberSettingsPatch {
+    /// `settings` with this change.
+    pub fn apply(&self, mut settings: MemberSettings) -> MemberSettings {
+        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+        set(&mut settings.member_url, &self.member_url);
+        set(&mut settings.sender_name, &self.sender_name);
+        set(&mut settings.reply_to, &self.reply_to);
+        set(&mut settings.welcome_email, &self.welcome_email);
+        set(
+            &mut settings.welcome_for_test_purchases,
+            &self.welcome_for_test_purchases,
+        );
+        set(&mut settings.subject_template, &self.subject_template);
+        set(&mut settings.body_template, &self.body_template);
+        set(&mut settings.cors_origins, &self.cors_origins);
+        settings
+    }
+}
+
 impl LinkPurpose {
     /// The page a link of this purpose opens, under the app's member front end or Larder's
     /// hosted pages.

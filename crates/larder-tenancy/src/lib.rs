@@ -474,11 +474,37 @@ impl Tenancy {
 
     /// Publishes an app's new CORS origins (`before` were the old ones): its entry is
     /// overwritten and the "any app" answers of every origin in either list are dropped,
-    /// in this process at once and in others within [`NEAR_TTL`].
+    /// in this process at once and in others within [`NEAR_TTL`]. Like
+    /// [`Tenancy::mappings_changed`], publishes again from the database [`SETTLE_AFTER`]
+    /// later, so racing changes end with the latest origins.
     pub async fn cors_changed(&self, app: AppId, before: &[String], now: &[String]) {
         let text = serde_json::to_string(now).unwrap_or_default();
         self.write_through(&cors_cache_key(app), &text).await;
-        for origin in before.iter().chain(now) {
+        self.forget_origins(before.iter().chain(now)).await;
+        let this = self.clone();
+        let touched: Vec<String> = before.iter().chain(now).cloned().collect();
+        tokio::spawn(async move {
+            tokio::time::sleep(SETTLE_AFTER).await;
+            match this.store.member_settings(app).await {
+                Ok(settings) => {
+                    let text = serde_json::to_string(&settings.cors_origins).unwrap_or_default();
+                    this.write_through(&cors_cache_key(app), &text).await;
+                    this.forget_origins(touched.iter().chain(&settings.cors_origins))
+                        .await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not reload an app's origins; dropping the entry");
+                    let _ = this.shared.delete(&cors_cache_key(app)).await;
+                    if let Some(near) = &this.near {
+                        let _ = near.delete(&cors_cache_key(app)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn forget_origins(&self, origins: impl Iterator<Item = &String>) {
+        for origin in origins {
             let key = origin_cache_key(origin);
             if let Err(err) = self.shared.delete(&key).await {
                 tracing::warn!(error = %err, "could not drop a cached origin; it expires on its own");

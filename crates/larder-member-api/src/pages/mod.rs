@@ -696,7 +696,7 @@ async fn set_password_from(
         .set_password(v.app.id, purpose, &token, password)
         .await
     {
-        Ok(member) => match v.state.start_session(v.app.id, member).await {
+        Ok(set) => match v.state.start_session(v.app.id, &set).await {
             Ok(session) => v.signed_in(session),
             Err(err) => v.failed(&err, "Sign in", &link("sign-in", "Go to the sign-in page")),
         },

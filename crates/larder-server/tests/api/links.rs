@@ -103,7 +103,7 @@ async fn magic_links_sign_a_member_in_once(backend: Backend) {
     redeem(&t, &c.app, "magic-links", json!({"token": token_in(&link)}))
         .await
         .assert_error(400, "invalid_token");
-    // A set-password link is no magic link, and another app's path fails it too.
+    // A set-password link is no magic link.
     let welcome_link = link_to(messages[0]["text"].as_str().unwrap(), "set-password");
     redeem(
         &t,
@@ -113,6 +113,32 @@ async fn magic_links_sign_a_member_in_once(backend: Backend) {
     )
     .await
     .assert_error(400, "invalid_token");
+    // Another app's path does not take this app's link, and leaves it unused.
+    let other = t.create_app("Other Club").await;
+    let asked = ask(&t, &c.app, "magic-links", &email).await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED);
+    let again = link_to(
+        outbox_messages(&t.outbox_dir, 3).await[2]["text"]
+            .as_str()
+            .unwrap(),
+        "magic",
+    );
+    redeem(
+        &t,
+        &other,
+        "magic-links",
+        json!({"token": token_in(&again)}),
+    )
+    .await
+    .assert_error(400, "invalid_token");
+    let theirs = redeem(
+        &t,
+        &c.app,
+        "magic-links",
+        json!({"token": token_in(&again)}),
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.body);
 
     // Bad input is named; an unknown app is 404.
     let bad = ask(&t, &c.app, "magic-links", "not an email").await;
@@ -240,7 +266,9 @@ async fn link_requests_are_limited_per_email_and_address(backend: Backend) {
     let over = ask(&t, &c.app, "magic-links", "someone.else@example.com").await;
     over.assert_error(429, "rate_limited");
     assert!(over.str("message").contains("address"), "{}", over.body);
-    // Five messages in all: the member's, never a stranger's.
+    // Six messages in all (the welcome and five links): the member's, never a stranger's.
+    outbox_messages(&t.outbox_dir, 6).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let listed = t
         .get(&format!("/admin/v1/apps/{}/messages", c.app), &c.key)
         .await;

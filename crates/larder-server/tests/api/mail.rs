@@ -177,12 +177,35 @@ async fn a_purchase_emails_one_welcome_whose_link_signs_the_member_in() {
     let session = sign_in(&t, &c.app, &address, "a welcome passphrase").await;
     assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
 
-    // A second purchase and a retry of the first: no second welcome.
+    // A second purchase (which grants again) and a retry of it: no second welcome.
     let webhook = c.webhook_url.replace("https://larder.test", &l.base);
+    let mut answers = Vec::new();
     for order in ["7710001", "7710001"] {
-        t.raw(t.client().post(&webhook).json(&purchase(order)))
+        let a = t
+            .raw(t.client().post(&webhook).json(&purchase(order)))
             .await;
+        answers.push(a.body["status"].as_str().unwrap_or_default().to_owned());
+        if answers.len() == 1 {
+            let entry = t
+                .get(
+                    &format!("/admin/v1/apps/{}/activity/{}", c.app, a.str("delivery_id")),
+                    OPERATOR,
+                )
+                .await;
+            assert!(
+                entry.body["effects"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["kind"] == "granted"),
+                "{}",
+                entry.body
+            );
+        }
     }
+    assert_eq!(answers, ["applied", "duplicate"]);
+    // The sender looks every second; give it three looks.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let metrics = async {
         t.client()
             .get(format!("{}/metrics", l.base))
@@ -202,8 +225,6 @@ async fn a_purchase_emails_one_welcome_whose_link_signs_the_member_in() {
         text.contains("larder_outbox_oldest_queued_seconds 0"),
         "{text}"
     );
-    // The sender looks every second; give it three looks.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(smtp.received().len(), 1, "a second welcome was sent");
 }
 
@@ -228,22 +249,24 @@ async fn a_welcome_outlives_a_process_that_died_before_sending_it() {
     wait_until_up(&mut first).await;
     let t = TestApp::at(&first.base);
     let c = t.configured_app("Pantry Club").await;
-    // Wait until the sender has tried (and failed) once, then kill the process outright.
+    // Wait until the sender's failed attempt is recorded (the message is queued again, its
+    // claim released), then kill the process outright.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let m = t
-            .client()
-            .get(format!("{}/metrics", first.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if m.contains(r#"larder_messages_total{kind="welcome",result="retry"}"#) {
+        let list = t
+            .get(&format!("/admin/v1/apps/{}/messages", c.app), OPERATOR)
+            .await;
+        let welcome = &list.body["items"][0];
+        if welcome["attempts"].as_u64().unwrap_or(0) >= 1 {
+            assert_eq!(welcome["status"], "queued", "{}", list.body);
+            assert!(welcome["last_error"].is_string(), "{}", list.body);
             break;
         }
-        assert!(Instant::now() < deadline, "the sender never tried:\n{m}");
+        assert!(
+            Instant::now() < deadline,
+            "the sender never tried: {}",
+            list.body
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = first.child.kill();
@@ -266,6 +289,89 @@ async fn a_welcome_outlives_a_process_that_died_before_sending_it() {
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(smtp.received().len(), 1, "the welcome went out twice");
+}
+
+/// An SMTP server that takes connections and never says a word.
+struct SilentServer {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentServer {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        Self { port, accepted }
+    }
+}
+
+#[tokio::test]
+async fn a_welcome_outlives_a_process_killed_in_the_middle_of_sending_it() {
+    let smtp = SmtpServer::start();
+    let silent = SilentServer::start();
+    let dir = larder_testkit::fresh_sqlite_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let base_envs = [
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+        ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
+    ];
+    // The sender claims the welcome and waits on a server that never answers: killed
+    // there, it leaves a claim nobody else may take until its lease runs out.
+    let mut envs = base_envs.to_vec();
+    envs.push((
+        "LARDER_SMTP_URL",
+        format!("smtp://127.0.0.1:{}", silent.port),
+    ));
+    let mut first = spawn_with(&envs, &dir);
+    wait_until_up(&mut first).await;
+    let t = TestApp::at(&first.base);
+    let c = t.configured_app("Pantry Club").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while silent.accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the sender never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+
+    // Back with a mail server that answers: the welcome goes out once the lease is up
+    // (a minute), once.
+    let mut envs = base_envs.to_vec();
+    envs.push(("LARDER_SMTP_URL", smtp.url()));
+    let mut second = spawn_with(&envs, &dir);
+    wait_until_up(&mut second).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while smtp.received().is_empty() {
+        assert!(Instant::now() < deadline, "the welcome never went out");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t = TestApp::at(&second.base);
+    let list = t
+        .get(&format!("/admin/v1/apps/{}/messages", c.app), OPERATOR)
+        .await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.body
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.received().len(), 1, "the welcome went out twice");
+    assert_eq!(
+        read_message(&smtp.received()[0])["subject"],
+        "Welcome to Pantry Club"
+    );
 }
 
 /// The messages written to an outbox directory (`.eml` files), in the order they were
