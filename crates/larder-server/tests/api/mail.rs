@@ -409,6 +409,22 @@ pub fn link_to(text: &str, page: &str) -> String {
         .to_owned()
 }
 
+/// An admin's `POST …/welcome-email` for the configured app's member, answered 202.
+async fn welcome_again(t: &TestApp, c: &crate::support::Configured) -> crate::support::Answer {
+    let again = t
+        .post(
+            &format!(
+                "/admin/v1/apps/{}/members/{}/welcome-email",
+                c.app, c.member
+            ),
+            &c.key,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    again
+}
+
 /// Waits until the app's messages all left the queue; returns them.
 pub async fn settled_messages(t: &TestApp, app: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -453,17 +469,7 @@ async fn admins_see_messages_and_can_send_a_welcome_again(backend: crate::suppor
     );
 
     // A welcome by hand, and an invitation (emailed too): the member's list has all three.
-    let again = t
-        .post(
-            &format!(
-                "/admin/v1/apps/{}/members/{}/welcome-email",
-                c.app, c.member
-            ),
-            &c.key,
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    let again = welcome_again(&t, &c).await;
     assert_eq!(again.body["kind"], "welcome");
     let invited = t
         .post(
@@ -589,18 +595,16 @@ async fn member_settings_shape_what_members_receive(backend: crate::support::Bac
         .patch(&path, &c.key, serde_json::json!({"subject_template": null}))
         .await;
     assert!(cleared.body["subject_template"].is_null());
-    let again = t
-        .post(
-            &format!(
-                "/admin/v1/apps/{}/members/{}/welcome-email",
-                c.app, c.member
-            ),
-            &c.key,
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::ACCEPTED);
+    welcome_again(&t, &c).await;
     settled_messages(&t, &c.app).await;
+    let sent = outbox_messages(&t.outbox_dir, 2).await;
+    let text = sent[1]["text"].as_str().unwrap();
+    assert!(
+        link_to(text, "set-password")
+            .starts_with("https://members.example.com/set-password?token=li_"),
+        "{text}"
+    );
+    assert_eq!(sent[1]["subject"], "Welcome to Pantry Club");
 
     // Welcomes off: a new buyer gets none.
     t.patch(&path, &c.key, serde_json::json!({"welcome_email": "off"}))

@@ -15,6 +15,7 @@ use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::mail::{link_to, outbox_messages};
 use crate::members::{invite, set_password, sign_in};
 use crate::processes::{Larder, larder, wait_until_up};
 use crate::support::{OPERATOR, TestApp};
@@ -179,9 +180,11 @@ struct Secrets(Vec<(&'static str, String)>);
 /// The whole intake and admin flow through a real process: an app, its key, a level, the
 /// integration with a secret word, a mapping, a purchase (with a `traceparent`), a repeat,
 /// a rejected delivery and an undecodable one carrying the secret word, an invitation, a
-/// password, a sign-in and the member's own view. Returns the secrets it used and the
-/// purchase's activity entry.
-async fn whole_flow(base: &str) -> (Secrets, String) {
+/// password, a sign-in and the member's own view; a magic link and a password reset asked
+/// for and used, and the member pages opened with link tokens in their URLs. Returns the
+/// secrets it used and the purchase's activity entry. `outbox` is where the process writes
+/// its messages.
+async fn whole_flow(base: &str, outbox: &std::path::Path) -> (Secrets, String) {
     let t = TestApp::at(base);
     let c = t.configured_app("Observed").await;
     let token = c.webhook_url.rsplit('/').next().unwrap().to_owned();
@@ -235,6 +238,69 @@ async fn whole_flow(base: &str) -> (Secrets, String) {
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
 
+    // Links by email: asked for, opened on the member pages (tokens in the URL), used.
+    for what in ["magic-links", "password-resets"] {
+        let asked = t
+            .raw(
+                t.client()
+                    .post(format!("{base}/member/v1/apps/{}/{what}", c.app))
+                    .json(&json!({"email": "avery.quinn@example.com"})),
+            )
+            .await;
+        assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.body);
+    }
+    // The welcome, the invitation's email, the magic link and the reset.
+    let mails = outbox_messages(outbox, 4).await;
+    let token_of = |page: &str| {
+        let link = mails
+            .iter()
+            .find_map(|m| {
+                let text = m["text"].as_str().unwrap();
+                text.contains(&format!("/{page}?token="))
+                    .then(|| link_to(text, page))
+            })
+            .unwrap();
+        (
+            link.clone(),
+            link.split("token=").nth(1).unwrap().to_owned(),
+        )
+    };
+    let (welcome_link, welcome_token) = token_of("set-password");
+    let (magic_link, magic_token) = token_of("magic");
+    let (reset_link, reset_token) = token_of("reset-password");
+    for link in [&welcome_link, &magic_link, &reset_link] {
+        let page = t
+            .client()
+            .get(link.replace("https://larder.test", base))
+            .send()
+            .await
+            .unwrap();
+        assert!(page.status().is_success() || page.status() == StatusCode::BAD_REQUEST);
+    }
+    let magic = t
+        .raw(
+            t.client()
+                .post(format!(
+                    "{base}/member/v1/apps/{}/magic-links/redeem",
+                    c.app
+                ))
+                .json(&json!({"token": magic_token})),
+        )
+        .await;
+    assert_eq!(magic.status, StatusCode::CREATED, "{}", magic.body);
+    let new_password = "a reset passphrase 9921";
+    let reset = t
+        .raw(
+            t.client()
+                .post(format!(
+                    "{base}/member/v1/apps/{}/password-resets/redeem",
+                    c.app
+                ))
+                .json(&json!({"token": reset_token, "password": new_password})),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.body);
+
     let secrets = Secrets(vec![
         ("operator token", OPERATOR.to_owned()),
         ("API key", c.key.clone()),
@@ -243,6 +309,11 @@ async fn whole_flow(base: &str) -> (Secrets, String) {
         ("password", PASSWORD.to_owned()),
         ("invitation token", invitation),
         ("session token", session),
+        ("welcome link token", welcome_token),
+        ("magic link token", magic_token),
+        ("magic link session", magic.str("token")),
+        ("password-reset token", reset_token),
+        ("new password", new_password.to_owned()),
     ]);
     (secrets, delivery)
 }
@@ -301,10 +372,10 @@ fn drain(l: &mut Larder) -> std::thread::JoinHandle<(String, String)> {
 #[tokio::test]
 async fn traces_reach_an_otlp_collector_with_routes_not_paths() {
     let collector = Collector::start().await;
-    let (mut l, _dir) = spawn_observed(&collector, "json");
+    let (mut l, dir) = spawn_observed(&collector, "json");
     let output = drain(&mut l);
     wait_until_up(&mut l).await;
-    let (secrets, delivery) = whole_flow(&l.base).await;
+    let (secrets, delivery) = whole_flow(&l.base, &dir.path().join("data/outbox")).await;
     // Shutdown flushes what is queued: everything below arrives because of it.
     let (status, _) = terminate(&mut l).await;
     assert!(status.success(), "{status}");
@@ -436,10 +507,10 @@ async fn traces_reach_an_otlp_collector_with_routes_not_paths() {
 #[tokio::test]
 async fn debug_logs_in_text_show_no_secret() {
     // No collector: text logs, no exporter at all.
-    let (mut l, _dir) = start(&[("RUST_LOG", "debug".to_owned())]);
+    let (mut l, dir) = start(&[("RUST_LOG", "debug".to_owned())]);
     let output = drain(&mut l);
     wait_until_up(&mut l).await;
-    let (secrets, _) = whole_flow(&l.base).await;
+    let (secrets, _) = whole_flow(&l.base, &dir.path().join("data/outbox")).await;
     let (status, _) = terminate(&mut l).await;
     assert!(status.success(), "{status}");
     let (stdout, stderr) = output.join().unwrap();
