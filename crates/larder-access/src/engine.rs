@@ -5,13 +5,19 @@
 //! each other's effects. Every purchased item of an order (`order_id` + typed key) has one
 //! [`ItemState`]; its grants (one per mapped access level) share its status.
 //!
-//! Ordering rules (deliveries may arrive late or out of order; event times decide):
+//! Ordering (deliveries arrive late, retried, in any order; event times decide). Every
+//! lifecycle fact is remembered with its event time, whether or not it changes access when
+//! it arrives, and the item's state is a function of the facts known, so any arrival order
+//! of the same deliveries ends in the same state:
 //! - a cancellation or a refund revokes for good: no payment, purchase or resume brings the
 //!   item back, whenever they arrive;
-//! - a pause, resume or payment older than the item's last status change changes nothing
-//!   (a pause followed by a late older payment stays paused);
-//! - a purchase arriving after a later cancellation of the same item creates the member
-//!   and the grants, already revoked.
+//! - otherwise the latest of its pauses and resumes decides whether it is paused (a resume
+//!   wins a tie);
+//! - the latest of its payment facts (the purchase, renewals, failed rebills) decides whether
+//!   it is past due (a payment that went through wins a tie);
+//! - a period-end cancellation ends access at the latest period end named;
+//! - facts that arrive before their purchase are kept, and the purchase starts from them; a
+//!   renewal of an order Larder never saw is taken as the purchase it missed.
 
 use std::collections::HashMap;
 
@@ -44,6 +50,54 @@ pub struct ItemState {
     /// Event time of the latest payment fact (the purchase, a renewal, a failed rebill):
     /// an older one arriving late does not overrule it.
     pub payment_at: Option<i64>,
+    /// Event time of the latest pause, and of the latest resume, kept whatever the status
+    /// was when they arrived.
+    pub paused_at: Option<i64>,
+    pub resumed_at: Option<i64>,
+}
+
+impl ItemState {
+    /// What a lifecycle fact that arrives before anything else of its item starts from.
+    fn unknown(at: i64) -> Self {
+        Self {
+            status: ItemStatus::Active,
+            status_at: at,
+            past_due: false,
+            member_id: None,
+            levels: Vec::new(),
+            revoke_at: None,
+            subscription_id: None,
+            payment_at: None,
+            paused_at: None,
+            resumed_at: None,
+        }
+    }
+}
+
+/// The time of the pause that keeps an item paused: the latest pause, unless a resume as
+/// late or later came after it.
+fn pausing(paused_at: Option<i64>, resumed_at: Option<i64>) -> Option<i64> {
+    paused_at.filter(|p| resumed_at.is_none_or(|r| *p > r))
+}
+
+/// The latest of two optional times.
+fn latest(known: Option<i64>, at: i64) -> Option<i64> {
+    Some(known.map_or(at, |k| k.max(at)))
+}
+
+/// A payment fact at `at` (`failed` or not) merged into the latest one known: the later
+/// wins, and at the same time one that went through wins. Returns `(payment_at, past_due)`.
+fn merge_payment(
+    payment_at: Option<i64>,
+    past_due: bool,
+    at: i64,
+    failed: bool,
+) -> (Option<i64>, bool) {
+    match payment_at {
+        Some(p) if at < p => (Some(p), past_due),
+        Some(p) if at == p => (Some(p), past_due && failed),
+        _ => (Some(at), failed),
+    }
 }
 
 /// The member a purchase's email already belongs to.
@@ -101,6 +155,8 @@ pub struct ItemWrite {
     pub revoke_at: Option<i64>,
     pub subscription_id: Option<String>,
     pub payment_at: Option<i64>,
+    pub paused_at: Option<i64>,
+    pub resumed_at: Option<i64>,
     /// Levels whose grants must exist (created with `status` when missing).
     pub grant_levels: Vec<AccessLevelId>,
     pub test: bool,
@@ -186,7 +242,22 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             items,
             subscriptions,
         } => purchase(input, items, subscriptions, at),
-        Action::Renewal { item } => lifecycle(input, item, order, at, Change::Renewal),
+        Action::Renewal { item } => {
+            let known = input.items.get(item).is_some_and(|s| s.member_id.is_some());
+            let mapped = input.mappings.get(item).is_some_and(|l| !l.is_empty());
+            if !known && mapped && d.customer.is_some() {
+                // A payment names the customer and the product: the purchase Larder missed
+                // (an account connected after its subscribers bought, a lost delivery).
+                let mut plan = purchase(input, std::slice::from_ref(item), &[], at);
+                plan.message = format!(
+                    "Renewal of {item} in order {order}, whose purchase Larder never \
+                     received: taken as that purchase. {}",
+                    plan.message
+                );
+                return plan;
+            }
+            lifecycle(input, item, order, at, Change::Renewal)
+        }
         Action::Cancellation { item, period_end } => {
             let change = match (input.cancellation, period_end) {
                 (CancellationPolicy::PeriodEnd, Some(end)) if *end > input.now => {
@@ -260,19 +331,13 @@ fn purchase(
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, id)| id.clone());
-        let payment_at = Some(
-            input
-                .items
-                .get(key)
-                .and_then(|s| s.payment_at)
-                .map_or(at, |p| p.max(at)),
-        );
-        let (status, status_at, past_due, revoke_at, known_levels, subscription_id) =
+        let (status, status_at, past_due, payment_at, revoke_at, known_levels, subscription_id) =
             match input.items.get(key) {
                 None => (
                     ItemStatus::Active,
                     at,
                     false,
+                    Some(at),
                     None,
                     Vec::new(),
                     subscription_id,
@@ -284,16 +349,27 @@ fn purchase(
                             s.status.as_str()
                         ));
                     }
+                    let (payment_at, past_due) = merge_payment(s.payment_at, s.past_due, at, false);
+                    // Active since the purchase, unless a resume says since when.
+                    let status_at = match s.status {
+                        ItemStatus::Active if s.resumed_at.is_none() => at,
+                        _ => s.status_at,
+                    };
                     (
                         s.status,
-                        s.status_at.max(at),
-                        s.past_due,
+                        status_at,
+                        past_due,
+                        payment_at,
                         s.revoke_at,
                         s.levels.clone(),
                         subscription_id.or_else(|| s.subscription_id.clone()),
                     )
                 }
             };
+        let (paused_at, resumed_at) = input
+            .items
+            .get(key)
+            .map_or((None, None), |s| (s.paused_at, s.resumed_at));
         for level in &levels {
             if !known_levels.contains(level) && status == ItemStatus::Active {
                 plan.effects.push(Effect {
@@ -313,6 +389,8 @@ fn purchase(
             revoke_at,
             subscription_id,
             payment_at,
+            paused_at,
+            resumed_at,
             grant_levels: levels,
             test,
         });
@@ -344,6 +422,21 @@ enum Change {
     PastDue,
 }
 
+impl Change {
+    /// The fact, in words, for messages.
+    fn fact(self) -> &'static str {
+        match self {
+            Change::Renewal => "a renewal",
+            Change::Revoke("refunded") => "a refund",
+            Change::Revoke(_) => "a cancellation",
+            Change::RevokeAt(_) => "a cancellation at the end of the paid period",
+            Change::Pause => "a pause",
+            Change::Resume => "a resume",
+            Change::PastDue => "a failed payment",
+        }
+    }
+}
+
 fn lifecycle(
     input: &PlanInput<'_>,
     key: &ProductKey,
@@ -352,51 +445,20 @@ fn lifecycle(
     change: Change,
 ) -> Plan {
     let mapped = input.mappings.get(key).is_some_and(|l| !l.is_empty());
-    let Some(state) = input.items.get(key) else {
-        if !mapped {
+    let blank;
+    let state = match input.items.get(key) {
+        Some(state) => state,
+        None if !mapped => {
             return Plan::nothing(
                 PlanStatus::Unmapped,
                 format!("No access level is mapped to {key}, and no purchase of it is known."),
             );
         }
-        // The purchase has not arrived yet. Remember what happened, so the purchase,
-        // when it comes, starts from here.
-        let (status, revoke_at) = match change {
-            Change::Revoke(_) => (ItemStatus::Revoked, None),
-            Change::Pause => (ItemStatus::Paused, None),
-            // Access until the end of the paid period, whenever the purchase arrives.
-            Change::RevokeAt(end) => (ItemStatus::Active, Some(end)),
-            _ => {
-                return Plan::nothing(
-                    PlanStatus::Ignored,
-                    format!("No purchase of {key} in order {order} is known yet."),
-                );
-            }
-        };
-        let what = match revoke_at {
-            Some(end) => format!("cancelled at the end of the paid period ({end})"),
-            None => status.as_str().to_owned(),
-        };
-        let mut plan = Plan::nothing(
-            PlanStatus::Applied,
-            format!("{key} in order {order} recorded as {what} before its purchase arrived."),
-        );
-        plan.items.push(ItemWrite {
-            product: key.clone(),
-            status,
-            status_at: at,
-            past_due: false,
-            member_id: None,
-            revoke_at,
-            subscription_id: None,
-            payment_at: None,
-            grant_levels: Vec::new(),
-            test: input.delivery.mode == Mode::Test,
-        });
-        return plan;
+        None => {
+            blank = ItemState::unknown(at);
+            &blank
+        }
     };
-
-    let ignored = |why: String| Plan::nothing(PlanStatus::Ignored, why);
     let mut next = ItemWrite {
         product: key.clone(),
         status: state.status,
@@ -406,87 +468,130 @@ fn lifecycle(
         revoke_at: state.revoke_at,
         subscription_id: state.subscription_id.clone(),
         payment_at: state.payment_at,
+        paused_at: state.paused_at,
+        resumed_at: state.resumed_at,
         grant_levels: Vec::new(),
         test: input.delivery.mode == Mode::Test,
     };
-    let (kind, message) = match change {
-        _ if state.status == ItemStatus::Revoked => {
-            return ignored(format!("{key} in order {order} is already revoked."));
-        }
-        Change::Revoke(how) => {
+    // Remember the fact, whatever it changes now.
+    match change {
+        Change::Revoke(_) => {
+            next.status_at = if state.status == ItemStatus::Revoked {
+                state.status_at.max(at)
+            } else {
+                at
+            };
             next.status = ItemStatus::Revoked;
-            next.status_at = state.status_at.max(at);
             next.revoke_at = None;
-            (
-                Some(EffectKind::Revoked),
-                format!("{key} {how}: access revoked."),
-            )
         }
-        Change::RevokeAt(end) => {
-            next.revoke_at = Some(end);
-            (
-                None,
-                format!("{key} cancelled: access ends at the end of the paid period ({end})."),
-            )
+        Change::RevokeAt(end) if state.status != ItemStatus::Revoked => {
+            next.revoke_at = latest(state.revoke_at, end);
         }
-        _ if at < state.status_at => {
-            return ignored(format!(
-                "Older than the {} of {key} already applied; nothing changes.",
-                match state.status {
-                    ItemStatus::Paused => "pause",
-                    _ => "latest change",
-                }
-            ));
+        Change::RevokeAt(_) => {}
+        Change::Pause => next.paused_at = latest(state.paused_at, at),
+        Change::Resume => next.resumed_at = latest(state.resumed_at, at),
+        Change::Renewal | Change::PastDue => {
+            let failed = matches!(change, Change::PastDue);
+            (next.payment_at, next.past_due) =
+                merge_payment(state.payment_at, state.past_due, at, failed);
         }
-        Change::Renewal | Change::PastDue if state.payment_at.is_some_and(|p| at < p) => {
-            return ignored(format!(
-                "Older than the latest payment of {key} already applied; nothing changes."
-            ));
-        }
-        Change::Renewal => match state.status {
-            ItemStatus::Active if state.past_due => {
-                next.past_due = false;
-                next.payment_at = Some(at);
-                (
-                    Some(EffectKind::Restored),
-                    format!("{key} renewed: back in good standing."),
-                )
-            }
-            ItemStatus::Active => {
-                next.payment_at = Some(at);
-                (None, format!("{key} renewed: access kept."))
-            }
-            _ => return ignored(format!("{key} is paused; a payment does not resume it.")),
-        },
-        Change::Pause => match state.status {
-            ItemStatus::Active => {
+    }
+    // What the facts now say.
+    if next.status != ItemStatus::Revoked {
+        match pausing(next.paused_at, next.resumed_at) {
+            Some(paused) => {
                 next.status = ItemStatus::Paused;
-                next.status_at = at;
-                (Some(EffectKind::Paused), format!("{key} paused."))
+                next.status_at = paused;
             }
-            _ => return ignored(format!("{key} is already paused.")),
-        },
-        Change::Resume => match state.status {
-            ItemStatus::Paused => {
+            None => {
                 next.status = ItemStatus::Active;
-                next.status_at = at;
-                (
-                    Some(EffectKind::Restored),
-                    format!("{key} resumed: access restored."),
-                )
+                if let Some(resumed) = next.resumed_at {
+                    next.status_at = resumed;
+                }
             }
-            _ => return ignored(format!("{key} is not paused.")),
-        },
-        Change::PastDue => {
-            if state.status != ItemStatus::Active || state.past_due {
-                return ignored(format!("{key} is already past due or not active."));
+        }
+    }
+
+    if state.member_id.is_none() {
+        let what = match (next.status, next.revoke_at) {
+            (ItemStatus::Active, Some(end)) => {
+                format!("cancelled at the end of the paid period ({end})")
             }
-            next.past_due = true;
-            next.payment_at = Some(at);
-            (
-                Some(EffectKind::PastDue),
-                format!("{key}: a payment failed; access kept until a cancellation arrives."),
-            )
+            (status, _) => status.as_str().to_owned(),
+        };
+        let mut plan = Plan::nothing(
+            PlanStatus::Applied,
+            format!(
+                "{key} in order {order}: {} recorded before its purchase arrived; it stands \
+                 as {what} so far.",
+                change.fact()
+            ),
+        );
+        plan.items.push(next);
+        return plan;
+    }
+
+    // What changed for the member's access, and so the effects.
+    let kind = if next.status != state.status {
+        Some(match next.status {
+            ItemStatus::Revoked => EffectKind::Revoked,
+            ItemStatus::Paused => EffectKind::Paused,
+            ItemStatus::Active => EffectKind::Restored,
+        })
+    } else if next.status != ItemStatus::Revoked && next.past_due != state.past_due {
+        Some(if next.past_due {
+            EffectKind::PastDue
+        } else {
+            EffectKind::Restored
+        })
+    } else {
+        None
+    };
+    let message = match (kind, change) {
+        (Some(EffectKind::Revoked), Change::Revoke(how)) => {
+            format!("{key} {how}: access revoked.")
+        }
+        (Some(EffectKind::Paused), _) => format!("{key} paused."),
+        (Some(EffectKind::Restored), Change::Resume) => {
+            format!("{key} resumed: access restored.")
+        }
+        (Some(EffectKind::Restored), _) => format!("{key} renewed: back in good standing."),
+        (Some(EffectKind::PastDue), _) => {
+            format!("{key}: a payment failed; access kept until a cancellation arrives.")
+        }
+        (_, Change::RevokeAt(end)) if next.revoke_at != state.revoke_at => {
+            format!("{key} cancelled: access ends at the end of the paid period ({end}).")
+        }
+        (_, Change::Renewal)
+            if next.payment_at != state.payment_at && next.status == ItemStatus::Active =>
+        {
+            format!("{key} renewed: access kept.")
+        }
+        _ => {
+            let why = match next.status {
+                ItemStatus::Revoked => "it is revoked".to_owned(),
+                ItemStatus::Paused => {
+                    format!("a pause as late or later stands ({})", next.status_at)
+                }
+                ItemStatus::Active => match change {
+                    Change::Renewal | Change::PastDue => {
+                        "a payment fact as late or later stands".to_owned()
+                    }
+                    Change::Pause => {
+                        format!("a resume as late or later stands ({})", next.status_at)
+                    }
+                    _ => "it is active".to_owned(),
+                },
+            };
+            let mut plan = Plan::nothing(
+                PlanStatus::Ignored,
+                format!(
+                    "{key} in order {order}: {} remembered; nothing changes now, since {why}.",
+                    change.fact()
+                ),
+            );
+            plan.items.push(next);
+            return plan;
         }
     };
     let mut plan = Plan::nothing(PlanStatus::Applied, message);

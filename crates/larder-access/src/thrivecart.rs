@@ -13,6 +13,11 @@ use crate::{Email, ProductKey};
 /// The field carrying the secret word.
 pub const SECRET_FIELD: &str = "thrivecart_secret";
 
+/// The most distinct items one delivery may name (a purchase's products, bumps, upsells
+/// and downsells; its subscriptions). A real order has a handful; more is refused as
+/// invalid rather than planned, so a hostile body cannot make one delivery expensive.
+pub const MAX_ITEMS_PER_DELIVERY: usize = 100;
+
 crate::string_enum! {
     /// Live or test mode (`mode` / `mode_int`).
     pub enum Mode("delivery mode") {
@@ -101,6 +106,8 @@ pub enum InvalidDelivery {
     NotAnObject,
     #[error("`{event}` needs `{field}`, which is missing or invalid")]
     Missing { event: String, field: &'static str },
+    #[error("the delivery names more than {max} items (`{field}`); no order has that many")]
+    TooManyItems { field: &'static str, max: usize },
 }
 
 /// A string field at `path`, with ThriveCart's `"null"` and blanks read as absent.
@@ -140,16 +147,24 @@ pub fn declared_mode(doc: &Value) -> Option<Mode> {
     }
 }
 
+/// The customer's name: `name`, else `first_name` and `last_name`, else `firstname` and
+/// `lastname` (the spelling of older documents and some recent captures).
+fn customer_name(doc: &Value) -> Option<String> {
+    let joined = |first: &str, last: &str| {
+        let first = field(doc, &["customer", first]).unwrap_or_default();
+        let last = field(doc, &["customer", last]).unwrap_or_default();
+        let joined = format!("{first} {last}").trim().to_owned();
+        (!joined.is_empty()).then_some(joined)
+    };
+    field(doc, &["customer", "name"])
+        .map(str::to_owned)
+        .or_else(|| joined("first_name", "last_name"))
+        .or_else(|| joined("firstname", "lastname"))
+}
+
 fn customer(doc: &Value) -> Option<Customer> {
     let email = Email::parse(field(doc, &["customer", "email"])?).ok()?;
-    let name = field(doc, &["customer", "name"])
-        .map(str::to_owned)
-        .or_else(|| {
-            let first = field(doc, &["customer", "first_name"]).unwrap_or_default();
-            let last = field(doc, &["customer", "last_name"]).unwrap_or_default();
-            let joined = format!("{first} {last}").trim().to_owned();
-            (!joined.is_empty()).then_some(joined)
-        });
+    let name = customer_name(doc);
     Some(Customer {
         email,
         name,
@@ -165,15 +180,21 @@ fn typed_key(doc: &Value, section: &str) -> Option<ProductKey> {
     ProductKey::parse(&format!("{kind}-{id}")).ok()
 }
 
+/// One place a purchase lists its items, read on demand.
+type ItemSource<'a> = dyn Fn() -> Vec<Option<ProductKey>> + 'a;
+
 /// The purchased items of an `order.success`: `purchase_map`, else `purchase_map_flat`, else
-/// `order[charges]` (`item_type` + `reference`). Duplicates are dropped, order kept.
-fn purchased_items(doc: &Value) -> Vec<ProductKey> {
-    let from_map: Vec<Option<ProductKey>> = match doc.get("purchase_map") {
-        Some(Value::Array(map)) => map
-            .iter()
-            .map(|entry| entry.as_str().and_then(|s| ProductKey::parse(s).ok()))
-            .collect(),
-        _ => Vec::new(),
+/// `order[charges]` (`item_type` + `reference`). Duplicates are dropped, order kept; linear
+/// in the entries, and refused beyond [`MAX_ITEMS_PER_DELIVERY`] distinct items.
+fn purchased_items(doc: &Value) -> Result<Vec<ProductKey>, InvalidDelivery> {
+    let from_map = || -> Vec<Option<ProductKey>> {
+        match doc.get("purchase_map") {
+            Some(Value::Array(map)) => map
+                .iter()
+                .map(|entry| entry.as_str().and_then(|s| ProductKey::parse(s).ok()))
+                .collect(),
+            _ => Vec::new(),
+        }
     };
     let from_flat = || -> Vec<Option<ProductKey>> {
         field(doc, &["purchase_map_flat"])
@@ -197,10 +218,22 @@ fn purchased_items(doc: &Value) -> Vec<ProductKey> {
             _ => Vec::new(),
         }
     };
+    let sources: [(&'static str, &ItemSource<'_>); 3] = [
+        ("purchase_map", &from_map),
+        ("purchase_map_flat", &from_flat),
+        ("order[charges]", &from_charges),
+    ];
     let mut keys: Vec<ProductKey> = Vec::new();
-    for source in [from_map, from_flat(), from_charges()] {
-        for key in source.into_iter().flatten() {
-            if !keys.contains(&key) {
+    let mut seen = std::collections::HashSet::new();
+    for (name, source) in sources {
+        for key in source().into_iter().flatten() {
+            if seen.insert(key.clone()) {
+                if keys.len() == MAX_ITEMS_PER_DELIVERY {
+                    return Err(InvalidDelivery::TooManyItems {
+                        field: name,
+                        max: MAX_ITEMS_PER_DELIVERY,
+                    });
+                }
                 keys.push(key);
             }
         }
@@ -208,20 +241,27 @@ fn purchased_items(doc: &Value) -> Vec<ProductKey> {
             break;
         }
     }
-    keys
+    Ok(keys)
 }
 
-fn subscriptions(doc: &Value) -> Vec<(ProductKey, String)> {
+fn subscriptions(doc: &Value) -> Result<Vec<(ProductKey, String)>, InvalidDelivery> {
     let Some(Value::Object(map)) = doc.get("subscription_ids") else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    map.iter()
+    if map.len() > MAX_ITEMS_PER_DELIVERY {
+        return Err(InvalidDelivery::TooManyItems {
+            field: "subscription_ids",
+            max: MAX_ITEMS_PER_DELIVERY,
+        });
+    }
+    Ok(map
+        .iter()
         .filter_map(|(key, id)| {
             let key = ProductKey::parse(key).ok()?;
             let id = id.as_str().filter(|s| !s.is_empty() && *s != "null")?;
             Some((key, id.to_owned()))
         })
-        .collect()
+        .collect())
 }
 
 /// Parses a decoded delivery. `Ok(None)` is a ping: a POST without `event`.
@@ -252,7 +292,7 @@ pub fn parse_delivery(doc: &Value) -> Result<Option<Delivery>, InvalidDelivery> 
                 return Err(missing("customer[email]"));
             }
             order_id.as_ref().ok_or_else(|| missing("order_id"))?;
-            let items = purchased_items(doc);
+            let items = purchased_items(doc)?;
             if items.is_empty() {
                 return Err(missing("purchase_map"));
             }
@@ -262,7 +302,7 @@ pub fn parse_delivery(doc: &Value) -> Result<Option<Delivery>, InvalidDelivery> 
             (
                 Action::Purchase {
                     items,
-                    subscriptions: subscriptions(doc),
+                    subscriptions: subscriptions(doc)?,
                 },
                 at,
             )

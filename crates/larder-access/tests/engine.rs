@@ -11,7 +11,7 @@ use larder_access::engine::{
 use larder_access::thrivecart::{Action, Delivery, parse_delivery};
 use larder_access::{AccessLevelId, CancellationPolicy, MemberId, ProductKey, TestModePolicy};
 
-use larder_testkit::fixtures::{THRIVECART, thrivecart_json as fixture};
+use larder_testkit::fixtures::{THRIVECART, permutations, storylines, thrivecart_json as fixture};
 
 fn delivery(name: &str) -> Delivery {
     parse_delivery(&fixture(name)).unwrap().unwrap()
@@ -43,7 +43,10 @@ impl World {
     }
 
     fn apply(&mut self, name: &str) -> Plan {
-        let d = delivery(name);
+        self.apply_delivery(delivery(name))
+    }
+
+    fn apply_delivery(&mut self, d: Delivery) -> Plan {
         let order = d.order_id.clone().unwrap_or_default();
         let items: HashMap<ProductKey, ItemState> = self
             .items
@@ -92,6 +95,8 @@ impl World {
                     revoke_at: w.revoke_at,
                     subscription_id: w.subscription_id.clone(),
                     payment_at: w.payment_at,
+                    paused_at: w.paused_at,
+                    resumed_at: w.resumed_at,
                 },
             );
         }
@@ -411,6 +416,8 @@ fn a_period_end_cancellation_before_its_purchase_still_ends_access() {
         revoke_at: p.items[0].revoke_at,
         subscription_id: None,
         payment_at: None,
+        paused_at: None,
+        resumed_at: None,
     };
     w.items.insert(
         ("4100456".into(), ProductKey::parse("product-7").unwrap()),
@@ -492,4 +499,168 @@ fn fingerprints_tell_renewals_from_the_purchase() {
         fingerprint(&with_id),
         "webhook:7b1c0e2a-0000-4000-8000-000000000001"
     );
+}
+
+#[test]
+fn names_fall_back_to_first_and_last_in_either_spelling() {
+    let mut doc = fixture("12-order-success-repeat-customer-blank-name");
+    doc["customer"]["firstname"] = "Avery".into();
+    doc["customer"]["lastname"] = "Quinn".into();
+    let d = parse_delivery(&doc).unwrap().unwrap();
+    assert_eq!(d.customer.unwrap().name.as_deref(), Some("Avery Quinn"));
+    // The underscored spelling wins when both are there, and `name` over both.
+    doc["customer"]["first_name"] = "Ave".into();
+    let d = parse_delivery(&doc).unwrap().unwrap();
+    assert_eq!(d.customer.unwrap().name.as_deref(), Some("Ave"));
+    doc["customer"]["name"] = "A. Quinn".into();
+    let d = parse_delivery(&doc).unwrap().unwrap();
+    assert_eq!(d.customer.unwrap().name.as_deref(), Some("A. Quinn"));
+}
+
+#[test]
+fn a_purchase_naming_too_many_items_is_invalid() {
+    use larder_access::thrivecart::{InvalidDelivery, MAX_ITEMS_PER_DELIVERY};
+    let mut doc = fixture("02-order-success-bump-and-upsell");
+    // 80,000 distinct keys: refused, after one pass over them.
+    let many: Vec<serde_json::Value> = (0..80_000)
+        .map(|n| format!("bump-{}", n + 1).into())
+        .collect();
+    doc["purchase_map"] = many.into();
+    assert_eq!(
+        parse_delivery(&doc),
+        Err(InvalidDelivery::TooManyItems {
+            field: "purchase_map",
+            max: MAX_ITEMS_PER_DELIVERY
+        })
+    );
+    // Repeats of a few keys are no more than those keys.
+    let repeated: Vec<serde_json::Value> = (0..80_000)
+        .map(|n| format!("bump-{}", n % 3 + 1).into())
+        .collect();
+    doc["purchase_map"] = repeated.into();
+    let d = parse_delivery(&doc).unwrap().unwrap();
+    assert_eq!(d.products().len(), 3);
+    // Exactly the cap is fine.
+    let cap: Vec<serde_json::Value> = (0..MAX_ITEMS_PER_DELIVERY)
+        .map(|n| format!("upsell-{}", n + 1).into())
+        .collect();
+    doc["purchase_map"] = cap.into();
+    assert_eq!(
+        parse_delivery(&doc).unwrap().unwrap().products().len(),
+        MAX_ITEMS_PER_DELIVERY
+    );
+    let mut doc = fixture("02-order-success-bump-and-upsell");
+    let subs: serde_json::Map<String, serde_json::Value> = (0..=MAX_ITEMS_PER_DELIVERY)
+        .map(|n| (format!("bump-{}", n + 1), "1".into()))
+        .collect();
+    doc["subscription_ids"] = subs.into();
+    assert!(matches!(
+        parse_delivery(&doc),
+        Err(InvalidDelivery::TooManyItems {
+            field: "subscription_ids",
+            ..
+        })
+    ));
+}
+
+/// What a storyline leaves: per item its status, past-due flag, period end and whether a
+/// member holds it; the members and the levels granted.
+type Summary = (Vec<String>, usize, Vec<(String, usize)>);
+
+fn final_state(w: &World) -> Summary {
+    let mut items: Vec<String> = w
+        .items
+        .iter()
+        .map(|((order, key), s)| {
+            format!(
+                "{order}/{key}: {} past_due={} revoke_at={:?} member={}",
+                s.status.as_str(),
+                s.past_due,
+                s.revoke_at,
+                s.member_id.is_some()
+            )
+        })
+        .collect();
+    items.sort();
+    let mut levels: Vec<(String, usize)> = w
+        .items
+        .iter()
+        .map(|((order, key), s)| (format!("{order}/{key}"), s.levels.len()))
+        .collect();
+    levels.sort();
+    (items, w.members.len(), levels)
+}
+
+/// Any arrival order of a storyline's deliveries ends in the same state.
+#[test]
+fn every_arrival_order_of_a_storyline_ends_the_same() {
+    for story in storylines() {
+        let (name, expected) = (story.name, story.expected);
+        let deliveries: Vec<Delivery> = story
+            .deliveries
+            .iter()
+            .map(|d| parse_delivery(d).unwrap().unwrap())
+            .collect();
+        let mut first: Option<Summary> = None;
+        let orders = permutations(deliveries.len());
+        for order in &orders {
+            let mut w = World::new(&ALL);
+            for i in order {
+                w.apply_delivery(deliveries[*i].clone());
+            }
+            let state = final_state(&w);
+            assert!(
+                state.0.iter().any(|s| s.starts_with(expected)),
+                "{name}, in the order {order:?}: {:#?}",
+                state.0
+            );
+            match &first {
+                None => first = Some(state),
+                Some(f) => assert_eq!(&state, f, "{name}, in the order {order:?}"),
+            }
+        }
+        assert!(orders.len() >= 6, "{name}");
+    }
+}
+
+#[test]
+fn a_renewal_of_an_order_never_seen_is_taken_as_its_purchase() {
+    // An app connected after Jordan bought: the first thing Larder hears is a renewal.
+    let mut w = World::new(&ALL);
+    let p = w.apply("03-order-subscription-payment");
+    assert_eq!(p.status, PlanStatus::Applied, "{}", p.message);
+    assert!(p.message.contains("never received"), "{}", p.message);
+    let kinds: Vec<EffectKind> = p.effects.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EffectKind::MemberCreated, EffectKind::Granted]);
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Active));
+    assert_eq!(w.members.len(), 1);
+    // The purchase arriving after all adds its other items, and nothing twice.
+    let p = w.apply("02-order-success-bump-and-upsell");
+    assert_eq!(
+        p.effects
+            .iter()
+            .filter(|e| e.kind == EffectKind::Granted)
+            .count(),
+        2,
+        "{}",
+        p.message
+    );
+    assert_eq!(w.members.len(), 1);
+
+    // A later cancellation still wins, whichever arrives first.
+    let mut w = World::new(&ALL);
+    w.apply("04-order-subscription-cancelled");
+    let p = w.apply("03-order-subscription-payment");
+    assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Revoked));
+    assert!(
+        p.effects.iter().all(|e| e.kind != EffectKind::Granted),
+        "{:?}",
+        p.effects
+    );
+
+    // Unmapped, it is reported as such (and can be replayed once mapped).
+    let mut w = World::new(&["product-12"]);
+    let p = w.apply("03-order-subscription-payment");
+    assert_eq!(p.status, PlanStatus::Unmapped, "{}", p.message);
+    assert!(p.member.is_none());
 }

@@ -69,7 +69,8 @@ async fn load_items(
 ) -> StoreResult<HashMap<ProductKey, ItemState>> {
     let rows = sqlx::query_as::<_, ItemRow>(
         "select product, member_id, status, status_at, past_due, revoke_at, subscription_id, \
-         payment_at from order_items where app_id = $1 and order_id = $2",
+         payment_at, paused_at, resumed_at from order_items \
+         where app_id = $1 and order_id = $2",
     )
     .bind(app.as_uuid())
     .bind(order)
@@ -129,8 +130,8 @@ async fn write_plan(
         let product = item.product.to_string();
         let stored = sqlx::query(
             "insert into order_items (app_id, order_id, product, member_id, status, status_at, \
-             past_due, revoke_at, subscription_id, test, payment_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             past_due, revoke_at, subscription_id, test, payment_at, paused_at, resumed_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              on conflict (app_id, order_id, product) do update set \
              member_id = coalesce(excluded.member_id, order_items.member_id), \
              status = case when order_items.status = 'revoked' then 'revoked' \
@@ -138,6 +139,7 @@ async fn write_plan(
              status_at = excluded.status_at, \
              past_due = excluded.past_due, revoke_at = excluded.revoke_at, \
              payment_at = excluded.payment_at, \
+             paused_at = excluded.paused_at, resumed_at = excluded.resumed_at, \
              subscription_id = coalesce(excluded.subscription_id, order_items.subscription_id), \
              updated_at = now() \
              returning status, past_due",
@@ -153,6 +155,8 @@ async fn write_plan(
         .bind(item.subscription_id.as_deref())
         .bind(item.test)
         .bind(item.payment_at)
+        .bind(item.paused_at)
+        .bind(item.resumed_at)
         .fetch_one(&mut *conn)
         .await
         .map_err(map_err)?;

@@ -321,6 +321,8 @@ pub(crate) struct ItemRow {
     revoke_at: Option<i64>,
     subscription_id: Option<String>,
     payment_at: Option<i64>,
+    paused_at: Option<i64>,
+    resumed_at: Option<i64>,
 }
 
 impl From<ItemRow> for ItemState {
@@ -334,6 +336,8 @@ impl From<ItemRow> for ItemState {
             revoke_at: r.revoke_at,
             subscription_id: r.subscription_id,
             payment_at: r.payment_at,
+            paused_at: r.paused_at,
+            resumed_at: r.resumed_at,
         }
     }
 }

@@ -320,6 +320,8 @@ pub(crate) struct ItemRow {
     revoke_at: Option<i64>,
     subscription_id: Option<String>,
     payment_at: Option<i64>,
+    paused_at: Option<i64>,
+    resumed_at: Option<i64>,
 }
 
 impl TryFrom<ItemRow> for ItemState {
@@ -339,6 +341,8 @@ impl TryFrom<ItemRow> for ItemState {
             revoke_at: r.revoke_at,
             subscription_id: r.subscription_id,
             payment_at: r.payment_at,
+            paused_at: r.paused_at,
+            resumed_at: r.resumed_at,
         })
     }
 }

@@ -70,6 +70,7 @@ macro_rules! contract_cases {
             origins_are_allowed_by_the_apps_that_list_them,
             claims_are_renewed_until_another_sender_takes_them,
             member_settings_patches_change_only_their_fields,
+            every_arrival_order_of_a_storyline_ends_the_same,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -2827,4 +2828,62 @@ pub async fn member_settings_patches_change_only_their_fields(store: &dyn Store)
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// What an app's members hold after a storyline: per grant, its item, status and past-due
+/// flag; and how many members there are.
+async fn holdings(store: &dyn Store, app: AppId) -> (Vec<String>, usize) {
+    let members = store
+        .list_members(app, MemberFilter::default(), PageRequest::first(200))
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    for m in &members.items {
+        let (_, grants) = member_of(store, app, m.id).await;
+        for g in grants {
+            lines.push(format!(
+                "{}/{}: {} past_due={}",
+                g.order_id.unwrap_or_default(),
+                g.product.map(|p| p.to_string()).unwrap_or_default(),
+                g.status.as_str(),
+                g.past_due
+            ));
+        }
+    }
+    lines.sort();
+    (lines, members.items.len())
+}
+
+pub async fn every_arrival_order_of_a_storyline_ends_the_same(store: &dyn Store) {
+    for story in larder_testkit::fixtures::storylines() {
+        let all = larder_testkit::fixtures::permutations(story.deliveries.len());
+        // Every order of a short storyline; of a long one, a spread of 24 and the reverse.
+        let step = (all.len() / 24).max(1);
+        let mut orders: Vec<&Vec<usize>> = all.iter().step_by(step).collect();
+        let reversed: Vec<usize> = (0..story.deliveries.len()).rev().collect();
+        orders.push(&reversed);
+        let expected = story
+            .expected
+            .split(" revoke_at")
+            .next()
+            .unwrap_or(story.expected);
+        let mut first: Option<(Vec<String>, usize)> = None;
+        for order in orders {
+            let (app, _) = shop(store).await;
+            for i in order {
+                deliver(store, app, &story.deliveries[*i]).await;
+            }
+            let held = holdings(store, app).await;
+            assert!(
+                held.0.iter().any(|l| l.starts_with(expected)),
+                "{}, in the order {order:?}: {:#?}",
+                story.name,
+                held.0
+            );
+            match &first {
+                None => first = Some(held),
+                Some(f) => assert_eq!(&held, f, "{}, in the order {order:?}", story.name),
+            }
+        }
+    }
 }
