@@ -398,6 +398,66 @@ pub fn fingerprint(doc: &Value) -> String {
     format!("sha256:{hex}")
 }
 
+/// `text` without NUL characters, which no stored text may hold (PostgreSQL refuses them,
+/// SQLite keeps them): both stores keep the same thing.
+pub fn strip_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "").into()
+    } else {
+        text.into()
+    }
+}
+
+/// Whether any key or text of a document holds a NUL character.
+pub fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// A document without NUL characters in any key or text.
+pub fn strip_nul_json(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('\0') => *text = text.replace('\0', ""),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul_json),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (k, v) in old {
+                    map.insert(k.replace('\0', ""), v);
+                }
+            }
+            map.values_mut().for_each(strip_nul_json);
+        }
+        _ => {}
+    }
+}
+
+impl Delivery {
+    /// The delivery without NUL characters in its text.
+    pub fn strip_nul(&mut self) {
+        let clean = |t: &mut String| {
+            if t.contains('\0') {
+                *t = t.replace('\0', "");
+            }
+        };
+        clean(&mut self.event);
+        if let Some(o) = &mut self.order_id {
+            clean(o);
+        }
+        if let Some(c) = &mut self.customer {
+            c.name.iter_mut().for_each(clean);
+            c.thrivecart_id.iter_mut().for_each(clean);
+        }
+        if let Action::Purchase { subscriptions, .. } = &mut self.action {
+            subscriptions.iter_mut().for_each(|(_, id)| clean(id));
+        }
+    }
+}
+
 /// Replaces the secret word in a document about to be stored.
 pub fn redact_secret(doc: &mut Value) {
     if let Some(secret) = doc.get_mut(SECRET_FIELD) {

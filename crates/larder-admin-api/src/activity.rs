@@ -7,7 +7,7 @@ use larder_access::engine::Effect;
 use larder_access::{AppId, DeliveryId};
 use larder_api_common::{
     About, ApiError, Cursor, ErrorCode, Found, ListItem, Listed, NullableEnum, OneOf, Page,
-    PageLimit, PathId, ProductParam, page_request,
+    PageLimit, PathId, ProductParam, TextParam, page_request,
 };
 use larder_gateway::ReplayError;
 use larder_store::{ActivityFilter, DeliveryRecord, DeliveryStatus};
@@ -184,11 +184,11 @@ impl ActivityApi {
         /// Only entries with this status.
         status: Query<Option<OneOf<ActivityStatus>>>,
         /// Only this event (`order.success`…).
-        event: Query<Option<String>>,
+        event: Query<Option<TextParam>>,
         /// Only deliveries naming this product (`7` or a typed key).
         product: Query<Option<ProductParam>>,
         /// Only this customer (exact, case-insensitive).
-        email: Query<Option<String>>,
+        email: Query<Option<TextParam>>,
         /// Page size, 1–200 (default 50).
         limit: Query<Option<PageLimit>>,
         /// `next_cursor` of the previous page.
@@ -206,7 +206,7 @@ impl ActivityApi {
         };
         let filter = ActivityFilter {
             status: status.0.map(|s| s.0.into()),
-            event: event.0,
+            event: event.0.map(|e| e.0),
             product: product.0.map(|p| p.0),
             email,
         };

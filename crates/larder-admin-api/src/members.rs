@@ -5,7 +5,7 @@ use larder_access::{AccessLevelId, AppId, Email, GrantId, MemberId};
 use larder_api_common::body::JsonBody;
 use larder_api_common::{
     About, ApiError, Created, Cursor, Done, Found, LevelView, ListItem, Listed, Page, PageLimit,
-    PathId, page_request,
+    PathId, TextParam, page_request,
 };
 use larder_store::personal_data::grant_history;
 use larder_store::{
@@ -273,7 +273,7 @@ impl MembersApi {
         auth: AdminAuth,
         app_id: Path<PathId<AppId>>,
         /// Exact, case-insensitive email.
-        email: Query<Option<String>>,
+        email: Query<Option<TextParam>>,
         /// Only members who have this level now.
         access_level_id: Query<Option<PathId<AccessLevelId>>>,
         /// Page size, 1–200 (default 50).

@@ -81,6 +81,14 @@ async fn read_json<T: ParseFromJSON>(
             ApiError::invalid_json(format!("The request body is not valid JSON: {err}."))
         })?
     };
+    if let Some(field) = nul_field(&value, "") {
+        return Err(ApiError::validation(
+            ErrorCode::ValidationFailed,
+            &field,
+            format!("`{field}` must not contain NUL characters (\\u0000)."),
+        )
+        .into());
+    }
     validate::<T>(&value)?;
     T::parse_from_json(Some(value)).map_err(|err| {
         // Everything the document publishes was checked above; this is a rule of the
@@ -88,6 +96,37 @@ async fn read_json<T: ParseFromJSON>(
         tracing::debug!(error = %err.into_message(), "request body refused by its type");
         ApiError::validation_failed("The request body is not valid.").into()
     })
+}
+
+/// The first field (by its path, `a.b`) whose key or text holds a NUL character: no text
+/// Larder stores may hold one (PostgreSQL refuses them), so none is accepted.
+fn nul_field(value: &Value, path: &str) -> Option<String> {
+    let here = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) if text.contains('\0') => Some(if path.is_empty() {
+            "body".into()
+        } else {
+            path.to_owned()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, &here(&i.to_string()))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(here(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_field(v, &here(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The code of an answer about `field` breaking its published rules (`pattern`, lengths).

@@ -218,12 +218,12 @@ impl ApiError {
                  revoke it. To take the level away whatever the purchases say, set an access \
                  override.",
             ),
-            StoreError::Unavailable(source) => {
-                tracing::error!(error = %source, "database unavailable");
+            err @ StoreError::Unavailable(_) => {
+                tracing::error!(error = %larder_store::causes(&err), "database unavailable");
                 Self::unavailable()
             }
-            StoreError::Internal(source) => {
-                tracing::error!(error = ?source, "database error");
+            err @ StoreError::Internal(_) => {
+                tracing::error!(error = %larder_store::causes(&err), "database error");
                 Self::internal()
             }
         }

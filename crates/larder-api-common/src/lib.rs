@@ -39,7 +39,7 @@ pub use error::{
     UNPROCESSABLE, UNSUPPORTED_MEDIA_TYPE, error_response,
 };
 pub use paging::{ListItem, Page, page_request};
-pub use params::{Cursor, NullableEnum, OneOf, PageLimit, PathId, ProductParam};
+pub use params::{Cursor, NullableEnum, OneOf, PageLimit, PathId, ProductParam, TextParam};
 
 use poem_openapi::Object;
 

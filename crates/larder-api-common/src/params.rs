@@ -60,6 +60,44 @@ impl<T: FromStr + Send + Sync> ParseFromParameter for PathId<T> {
     }
 }
 
+/// What any text parameter may hold: anything but a NUL (the service refuses one in any
+/// parameter, 400 `invalid_parameter`).
+pub const TEXT_PATTERN: &str = "^[^\\x00]*$";
+
+/// A free-text query or path parameter (an email, an event name, a token). Its published
+/// pattern says what the service enforces for every parameter: no NUL character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextParam(pub String);
+
+impl std::ops::Deref for TextParam {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Type for TextParam {
+    crate::own_raw_value!();
+
+    inline_schema!(
+        "text",
+        MetaSchema {
+            pattern: Some(TEXT_PATTERN.into()),
+            ..MetaSchema::new("string")
+        }
+    );
+}
+
+impl ParseFromParameter for TextParam {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        if value.contains('\0') {
+            return Err(ParseError::custom("must not contain NUL characters"));
+        }
+        Ok(TextParam(value.to_owned()))
+    }
+}
+
 /// The largest page a list answers.
 pub const MAX_LIMIT: u32 = larder_store::MAX_PAGE_SIZE;
 

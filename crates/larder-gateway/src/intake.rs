@@ -16,6 +16,7 @@ use larder_cache::Cache;
 use larder_metrics::{Lookup, event_label};
 use larder_store::{
     ApplyDelivery, DeliveryRecord, DeliveryStatus, NewDelivery, Store, StoreError, call_span,
+    causes,
 };
 use larder_tenancy::{LiveIntegration, Tenancy, secrets};
 use poem::http::StatusCode;
@@ -30,6 +31,19 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const IDEMPOTENCY_CACHE: &str = "idempotency";
 /// How much of an undecodable body the activity log keeps.
 const RAW_KEPT_BYTES: usize = 16 * 1024;
+/// How much of an unverified delivery (a ping, one rejected for its secret word) the
+/// activity log keeps: its start, as JSON, secret word redacted.
+const UNVERIFIED_HEAD_CHARS: usize = 512;
+/// How many unverified deliveries (pings, rejected or undecodable ones) an app's activity
+/// log records per [`UNVERIFIED_WINDOW`]; beyond, they are answered without a record, so
+/// anyone who knows a URL cannot fill the database.
+pub const UNVERIFIED_RECORDS_PER_WINDOW: i64 = 30;
+pub const UNVERIFIED_WINDOW: Duration = Duration::from_secs(60);
+
+/// Said of an unverified delivery answered without an activity entry.
+const NOT_RECORDED: &str = "It was not recorded: this app has had too many unverified \
+                            deliveries (pings, wrong or missing secret words, undecodable \
+                            bodies) in the last minute.";
 
 /// Why a delivery was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +56,8 @@ pub enum Refusal {
     InvalidPayload,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 429: too many unverified deliveries for the app just now; retry in a minute.
+    TooManyRequests,
     /// 503: it could not be recorded; retry later.
     Unavailable,
     /// 503: it was recorded as `failed`, nothing of it applied; retry later.
@@ -55,6 +71,7 @@ impl Refusal {
             Refusal::SecretMismatch => StatusCode::UNAUTHORIZED,
             Refusal::InvalidPayload => StatusCode::BAD_REQUEST,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Refusal::Unavailable | Refusal::Failed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -66,6 +83,7 @@ impl Refusal {
             Refusal::SecretMismatch => "secret_mismatch",
             Refusal::InvalidPayload => "invalid_payload",
             Refusal::PayloadTooLarge => "payload_too_large",
+            Refusal::TooManyRequests => "rate_limited",
             Refusal::Unavailable | Refusal::Failed => "unavailable",
         }
     }
@@ -174,6 +192,7 @@ pub struct Gateway {
 /// apart (broken JSON, say) is not kept at all, only its size.
 fn kept_raw(body: &[u8]) -> Value {
     let text = String::from_utf8_lossy(&body[..body.len().min(RAW_KEPT_BYTES)]);
+    let text = thrivecart::strip_nul(&text).into_owned();
     let decoded: String = url::form_urlencoded::parse(text.as_bytes())
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -209,6 +228,34 @@ fn kept_raw(body: &[u8]) -> Value {
         }
     }
     json!({ "raw": null, "bytes": body.len(), "note": "not kept: it carries the secret word" })
+}
+
+/// What the activity log keeps of a delivery nobody vouched for (a ping, or one rejected
+/// for its secret word): enough to see why, never the whole body.
+fn unverified_summary(doc: &Value, bytes: usize) -> Value {
+    let text = doc.to_string();
+    let head: String = text.chars().take(UNVERIFIED_HEAD_CHARS).collect();
+    json!({
+        "event": thrivecart::event_name(doc),
+        "bytes": bytes,
+        "head": head,
+        "note": "only the start of an unverified delivery is kept",
+    })
+}
+
+/// Replaces every text equal to the secret word, wherever it stands (a copy in another
+/// field), so it is not stored.
+fn scrub(value: &mut Value, secret: &str) {
+    match value {
+        Value::String(text) if text.trim() == secret => *text = "[redacted]".into(),
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secret)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub(v, secret)),
+        _ => {}
+    }
+}
+
+fn unverified_key(app: AppId) -> String {
+    format!("unverified:{app}")
 }
 
 fn idempotency_key(app: AppId, fingerprint: &str) -> String {
@@ -314,11 +361,20 @@ impl Gateway {
         let (doc, secret) = self.decode(record, content_type, body).await?;
         if record.event.is_none() {
             // ThriveCart checks a URL with a POST before saving it: no event, maybe no secret.
+            record.payload = Some(unverified_summary(&doc, body.len()));
+            if !self.unverified_budget(live.app_id).await {
+                return ControlFlow::Break(Reply::refused(
+                    Refusal::TooManyRequests,
+                    format!("Too many pings for this URL; retry in a minute. {NOT_RECORDED}"),
+                    None,
+                ));
+            }
             return self
                 .answer(record, DeliveryStatus::Ping, "Ping: nothing to apply.")
                 .await;
         }
-        self.verify(live, record, secret.as_deref()).await?;
+        self.verify(live, record, secret.as_deref(), &doc, body.len())
+            .await?;
         let delivery = self.parse(record, &doc).await?;
         let fingerprint = thrivecart::fingerprint(&doc);
         let idem = idempotency_key(live.app_id, &fingerprint);
@@ -343,21 +399,55 @@ impl Gateway {
             }
             Err(err) => {
                 // Keep the start of what arrived (without the secret word), so an admin can
-                // see what was wrong.
+                // see what was wrong; nobody vouched for it, so within the app's budget.
                 record.payload = Some(kept_raw(body));
-                return self
-                    .invalid(record, &format!("Undecodable body: {err}."))
-                    .await;
+                let message = format!("Undecodable body: {err}.");
+                if !self.unverified_budget(record.app_id).await {
+                    return ControlFlow::Break(Reply::refused(
+                        Refusal::InvalidPayload,
+                        format!("{message} {NOT_RECORDED}"),
+                        None,
+                    ));
+                }
+                return self.invalid(record, &message).await;
             }
         };
+        thrivecart::strip_nul_json(&mut doc);
         let secret = field(&doc, &[thrivecart::SECRET_FIELD]).map(str::to_owned);
         thrivecart::redact_secret(&mut doc);
+        if let Some(secret) = &secret {
+            scrub(&mut doc, secret);
+        }
         record.event = thrivecart::event_name(&doc).map(str::to_owned);
         record.mode = thrivecart::declared_mode(&doc);
         record.order_id = field(&doc, &["order_id"]).map(str::to_owned);
         record.customer_email = customer_email(&doc);
         record.payload = Some(doc.clone());
         ControlFlow::Continue((doc, secret))
+    }
+
+    /// Whether another unverified delivery of `app` may be recorded in this window. Without
+    /// a working counter it may (the limit guards the database's size, not correctness).
+    async fn unverified_budget(&self, app: AppId) -> bool {
+        match self
+            .cache()
+            .add(&unverified_key(app), 1, UNVERIFIED_WINDOW)
+            .await
+        {
+            Ok((count, _)) => {
+                let within = count <= UNVERIFIED_RECORDS_PER_WINDOW;
+                if !within {
+                    tracing::warn!(
+                        "too many unverified deliveries for this app; answered without a record"
+                    );
+                }
+                within
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not count an unverified delivery");
+                true
+            }
+        }
     }
 
     /// Checks the secret word when the app has one (constant time); a mismatch is recorded
@@ -367,6 +457,8 @@ impl Gateway {
         live: &LiveIntegration,
         record: &mut NewDelivery,
         secret: Option<&str>,
+        doc: &Value,
+        bytes: usize,
     ) -> Step<()> {
         let Some(hash) = &live.secret_word_hash else {
             return ControlFlow::Continue(());
@@ -380,6 +472,14 @@ impl Gateway {
         } else {
             "Rejected: the delivery carries no secret word."
         };
+        record.payload = Some(unverified_summary(doc, bytes));
+        if !self.unverified_budget(live.app_id).await {
+            return ControlFlow::Break(Reply::refused(
+                Refusal::SecretMismatch,
+                format!("{message} {NOT_RECORDED}"),
+                None,
+            ));
+        }
         let id = self.record(record, DeliveryStatus::Rejected, message).await;
         ControlFlow::Break(match id {
             Some(id) => Reply::refused(Refusal::SecretMismatch, message, Some(id)),
@@ -452,8 +552,8 @@ impl Gateway {
     ) -> Reply {
         let mappings = match self.tenancy.mappings(live.app_id).await {
             Ok(m) => m,
-            Err(err) => {
-                tracing::error!(error = %err, "could not read mappings");
+            Err(larder_tenancy::TenancyError::Store(err)) => {
+                tracing::error!(error = %causes(&err), "could not read mappings");
                 return self.failed(record).await;
             }
         };
@@ -492,7 +592,7 @@ impl Gateway {
             // The app was deleted while its delivery was on the way: its URL is gone.
             Err(StoreError::NotFound) => Reply::not_found(),
             Err(err) => {
-                tracing::error!(error = %err, "could not apply a delivery");
+                tracing::error!(error = %causes(&err), "could not apply a delivery");
                 self.failed(record).await
             }
         }
@@ -513,7 +613,11 @@ impl Gateway {
         match recorded {
             Ok(()) => Some(record.id),
             Err(err) => {
-                tracing::error!(error = %err, status = status.as_str(), "could not record a delivery");
+                tracing::error!(
+                    error = %causes(&err),
+                    status = status.as_str(),
+                    "could not record a delivery"
+                );
                 None
             }
         }

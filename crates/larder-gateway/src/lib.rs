@@ -11,7 +11,9 @@
 pub mod decode;
 mod intake;
 
-pub use intake::{Gateway, Refusal, ReplayError, Reply};
+pub use intake::{
+    Gateway, Refusal, ReplayError, Reply, UNVERIFIED_RECORDS_PER_WINDOW, UNVERIFIED_WINDOW,
+};
 
 use larder_api_common::ErrorCode;
 use larder_store::DeliveryStatus;
@@ -204,8 +206,9 @@ impl<'a> ApiExtractor<'a> for DeliveryBody {
         Some(MetaRequest {
             description: Some(
                 "The delivery, in either encoding ThriveCart uses: JSON (\"Receive results as \
-                 JSON\") or a form (the default). The body is read whatever its \
-                 `Content-Type`, which may be missing or wrong; its form tells.",
+                 JSON\") or a form (the default), or as a multipart form, read like the \
+                 form. The body is read whatever its `Content-Type`, which may be missing or \
+                 wrong; its form tells.",
             ),
             content: vec![
                 MetaMediaType {
@@ -214,6 +217,10 @@ impl<'a> ApiExtractor<'a> for DeliveryBody {
                 },
                 MetaMediaType {
                     content_type: "application/x-www-form-urlencoded",
+                    schema: MetaSchemaRef::Reference(FORM_DELIVERY.into()),
+                },
+                MetaMediaType {
+                    content_type: "multipart/form-data",
                     schema: MetaSchemaRef::Reference(FORM_DELIVERY.into()),
                 },
             ],
@@ -242,6 +249,7 @@ fn error_code(refusal: Refusal) -> ErrorCode {
         Refusal::SecretMismatch => ErrorCode::SecretMismatch,
         Refusal::InvalidPayload => ErrorCode::InvalidPayload,
         Refusal::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+        Refusal::TooManyRequests => ErrorCode::RateLimited,
         Refusal::Unavailable | Refusal::Failed => ErrorCode::Unavailable,
     }
 }
@@ -265,7 +273,7 @@ fn receipt_status(status: DeliveryStatus) -> ReceiptStatus {
 #[derive(Debug)]
 pub struct Receipt(pub Reply);
 
-const RECEIPT_ERRORS: [(u16, &str); 5] = [
+const RECEIPT_ERRORS: [(u16, &str); 6] = [
     (
         400,
         "`invalid_payload`: the body cannot be decoded, or a known event lacks what it needs \
@@ -274,10 +282,16 @@ const RECEIPT_ERRORS: [(u16, &str); 5] = [
     (
         401,
         "`secret_mismatch`: the app has a secret word and the delivery's `thrivecart_secret` \
-         differs or is missing (recorded as `rejected`; pings are exempt).",
+         differs or is missing (recorded as `rejected`, with only the start of the body, \
+         within the app's budget of 30 unverified deliveries a minute; pings are exempt).",
     ),
     (404, "`not_found`: no enabled integration has this URL."),
     (413, "`payload_too_large`: the body is over 1 MiB."),
+    (
+        429,
+        "`rate_limited`: a ping beyond the app's budget of unverified deliveries (30 a \
+         minute); not recorded. Retry after `Retry-After` seconds.",
+    ),
     (
         503,
         "`unavailable`: the delivery could not be recorded or applied; nothing of it was \
@@ -308,7 +322,17 @@ impl ApiResponse for Receipt {
                         content_type: "application/json; charset=utf-8",
                         schema: WebhookError::schema_ref(),
                     }],
-                    headers: Vec::new(),
+                    headers: if *status == 429 {
+                        vec![poem_openapi::registry::MetaHeader {
+                            name: "Retry-After".into(),
+                            description: Some("Seconds to wait before trying again.".into()),
+                            required: true,
+                            deprecated: false,
+                            schema: u64::schema_ref(),
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                 }),
         );
         MetaResponses { responses }
@@ -337,13 +361,22 @@ impl IntoResponse for Receipt {
                 refusal,
                 message,
                 delivery_id,
-            } => Json(WebhookError {
-                code: error_code(refusal),
-                message,
-                delivery_id: delivery_id.map(|id| id.to_string()),
-            })
-            .with_status(status)
-            .into_response(),
+            } => {
+                let mut resp = Json(WebhookError {
+                    code: error_code(refusal),
+                    message,
+                    delivery_id: delivery_id.map(|id| id.to_string()),
+                })
+                .with_status(status)
+                .into_response();
+                if refusal == Refusal::TooManyRequests {
+                    resp.headers_mut().insert(
+                        poem::http::header::RETRY_AFTER,
+                        poem::http::HeaderValue::from(UNVERIFIED_WINDOW.as_secs()),
+                    );
+                }
+                resp
+            }
         }
     }
 }

@@ -149,6 +149,16 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Whether the query holds a percent-encoded NUL. (Path parameters are ids, refused when
+/// malformed, and webhook tokens, checked for their shape before any lookup.)
+fn has_nul(uri: &poem::http::Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        q.as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+    })
+}
+
 /// Wraps the whole service: errors become the shared JSON body; every answer gets a server
 /// span (continuing an incoming `traceparent`), is counted and logged under its operation
 /// and route template.
@@ -175,7 +185,17 @@ pub async fn edge<E: Endpoint>(
         http.response.status_code = tracing::field::Empty,
     );
     telemetry::continue_trace(&span, req.headers());
-    let result = ep.call(req).instrument(span.clone()).await;
+    let result = if has_nul(req.uri()) {
+        // No parameter may hold a NUL: nothing Larder stores or looks up can (PostgreSQL
+        // refuses them), so it is refused here, the same for every operation.
+        Err(larder_api_common::ApiError::new(
+            larder_api_common::ErrorCode::InvalidParameter,
+            "Query parameters must not contain NUL characters (%00).",
+        )
+        .into())
+    } else {
+        ep.call(req).instrument(span.clone()).await
+    };
     let (operation, resp) = match result {
         Ok(resp) => {
             let resp = resp.into_response();
@@ -236,6 +256,19 @@ pub async fn render_metrics(metrics: Data<&Metrics>, tenancy: Data<&Tenancy>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_in_a_query_is_seen() {
+        let uri = |s: &str| s.parse::<poem::http::Uri>().expect("a valid URI");
+        assert!(has_nul(&uri(
+            "/admin/v1/apps/x/members?email=a%00b@example.com"
+        )));
+        assert!(!has_nul(&uri("/webhooks/thrivecart/%00")));
+        assert!(!has_nul(&uri(
+            "/admin/v1/apps/x/members?email=a%2500@example.com"
+        )));
+        assert!(!has_nul(&uri("/admin/v1/apps?limit=100")));
+    }
 
     #[test]
     fn paths_are_named_by_their_templates() {

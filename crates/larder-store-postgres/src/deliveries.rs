@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use larder_access::engine::{self, ExistingMember, ItemState, PlanInput};
+use larder_access::thrivecart::{has_nul, strip_nul, strip_nul_json};
 use larder_access::{AccessLevelId, AppId, DeliveryId, GrantId, MemberId, ProductKey};
 use larder_store::*;
 use sqlx::PgConnection;
@@ -37,6 +38,16 @@ async fn insert_delivery(
     message: &str,
     effects: &[engine::Effect],
 ) -> StoreResult<()> {
+    // The same text on both stores: none holds a NUL (PostgreSQL cannot).
+    let payload = d.payload.as_ref().map(|p| {
+        if has_nul(p) {
+            let mut clean = p.clone();
+            strip_nul_json(&mut clean);
+            std::borrow::Cow::Owned(clean)
+        } else {
+            std::borrow::Cow::Borrowed(p)
+        }
+    });
     sqlx::query(
         "insert into deliveries (id, app_id, received_at, event, mode, status, order_id, \
          customer_email, products, message, verified, payload, effects, replay_of) \
@@ -45,15 +56,15 @@ async fn insert_delivery(
     .bind(d.id.as_uuid())
     .bind(d.app_id.as_uuid())
     .bind(d.received_at)
-    .bind(d.event.as_deref())
+    .bind(d.event.as_deref().map(strip_nul))
     .bind(d.mode.map(|m| m.as_str()))
     .bind(status.as_str())
-    .bind(d.order_id.as_deref())
+    .bind(d.order_id.as_deref().map(strip_nul))
     .bind(d.customer_email.as_ref().map(|e| e.as_str()))
     .bind(Json(&d.products))
-    .bind(message)
+    .bind(strip_nul(message))
     .bind(d.verified)
-    .bind(d.payload.as_ref())
+    .bind(payload.as_deref())
     .bind(Json(effects))
     .bind(d.replay_of.map(|r| r.as_uuid()))
     .execute(&mut *conn)
@@ -218,8 +229,10 @@ impl DeliveryStore for PgStore {
     async fn apply_delivery(
         &self,
         d: &NewDelivery,
-        apply: ApplyDelivery,
+        mut apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery> {
+        apply.delivery.strip_nul();
+        apply.fingerprint = apply.fingerprint.map(|f| strip_nul(&f).into_owned());
         let app = d.app_id;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         if let Some(fp) = &apply.fingerprint {

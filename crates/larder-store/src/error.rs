@@ -32,3 +32,30 @@ impl StoreError {
         StoreError::Internal(err.into())
     }
 }
+
+/// An error and every cause under it, joined (`database error: error returned from
+/// database: value too long…`), for log lines: the top line alone seldom says what happened.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_name_every_level() {
+        let err = StoreError::internal(std::io::Error::other("disk on fire"));
+        assert_eq!(causes(&err), "database error: disk on fire");
+        assert_eq!(causes(&StoreError::NotFound), "not found");
+    }
+}

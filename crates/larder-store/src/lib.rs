@@ -18,7 +18,7 @@ mod records;
 #[cfg(feature = "testing")]
 pub mod contract;
 
-pub use error::{BoxError, StoreError};
+pub use error::{BoxError, StoreError, causes};
 pub use outbox::*;
 pub use records::*;
 

@@ -8,6 +8,7 @@ mod support;
 
 mod admin;
 mod bad_input;
+mod bodies;
 mod browser;
 mod clients;
 mod docs;
