@@ -69,16 +69,19 @@ async fn check_session(req: &Request, bearer: Bearer) -> poem::Result<Session> {
 #[oai(example)]
 pub struct SetPasswordRequest {
     /// The token of the link (`token=` in its URL).
+    #[oai(validator(pattern = r"^[^\x00]*$"))]
     pub token: String,
     /// At least 10 characters (at most 1024), and not the email address.
-    #[oai(validator(min_length = 10, max_length = 1024))]
+    #[oai(validator(min_length = 10, max_length = 1024, pattern = r"^[^\x00]*$"))]
     pub password: String,
 }
 
 #[derive(Object)]
 #[oai(example)]
 pub struct SignInRequest {
+    #[oai(validator(pattern = r"^[^\x00]*$"))]
     pub email: String,
+    #[oai(validator(pattern = r"^[^\x00]*$"))]
     pub password: String,
 }
 
@@ -95,6 +98,7 @@ pub struct LinkRequest {
 #[oai(example)]
 pub struct RedeemLinkRequest {
     /// The token of the link (`token=` in its URL).
+    #[oai(validator(pattern = r"^[^\x00]*$"))]
     pub token: String,
 }
 

@@ -236,9 +236,43 @@ pub async fn edge<E: Endpoint>(
     Ok(resp)
 }
 
+/// `/metrics` on the public listener: for the operator's token only (the counters say how
+/// busy the service is and how it fails, which is nobody else's business). Prometheus
+/// scrapes `LARDER_METRICS_LISTEN` instead, or sends the token.
+#[handler]
+pub async fn render_metrics_for_the_operator(
+    req: &poem::Request,
+    metrics: Data<&Metrics>,
+    tenancy: Data<&Tenancy>,
+) -> Response {
+    let bearer = req
+        .header(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let operator = match bearer {
+        Some(token) => matches!(
+            tenancy.authenticate(token).await,
+            Ok(Some(larder_tenancy::Principal::Operator))
+        ),
+        None => false,
+    };
+    if !operator {
+        return larder_api_common::ApiError::new(
+            larder_api_common::ErrorCode::Unauthorized,
+            "`/metrics` wants the operator token here; Prometheus scrapes LARDER_METRICS_LISTEN.",
+        )
+        .into_response();
+    }
+    render_metrics_now(&metrics, &tenancy).await
+}
+
 /// `/metrics`: every counter, with the database pool as it is at the scrape.
 #[handler]
 pub async fn render_metrics(metrics: Data<&Metrics>, tenancy: Data<&Tenancy>) -> Response {
+    render_metrics_now(&metrics, &tenancy).await
+}
+
+async fn render_metrics_now(metrics: &Metrics, tenancy: &Tenancy) -> Response {
     let pool = tenancy.store().connections();
     metrics.pool(pool.in_use, pool.idle);
     match tenancy.store().oldest_queued_message().await {

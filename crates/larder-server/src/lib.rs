@@ -8,6 +8,7 @@ mod background;
 mod document;
 mod http;
 mod ops;
+pub mod server;
 pub mod settings;
 pub mod telemetry;
 
@@ -24,7 +25,6 @@ use larder_store_postgres::{PgSettings, PgStore};
 use larder_store_sqlite::SqliteStore;
 use larder_tenancy::{Tenancy, secrets};
 use poem::endpoint::BoxEndpoint;
-use poem::listener::TcpAcceptor;
 use poem::web::Html;
 use poem::{EndpointExt, IntoResponse, Route, get};
 use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
@@ -162,6 +162,10 @@ pub fn openapi_document() -> String {
 /// A service ready to serve.
 pub struct Service {
     pub endpoint: BoxEndpoint<'static>,
+    /// `/metrics` alone, without a token: for `LARDER_METRICS_LISTEN`.
+    pub metrics_endpoint: BoxEndpoint<'static>,
+    /// What connections and requests may take.
+    pub limits: server::Limits,
     pub tenancy: Tenancy,
     /// The operator token generated on this start, to print once; `None` when it was
     /// configured or generated on an earlier start.
@@ -264,7 +268,7 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
             "/docs",
             get(poem::endpoint::make_sync(move |_| Html(docs.clone()))),
         )
-        .at("/metrics", get(http::render_metrics))
+        .at("/metrics", get(http::render_metrics_for_the_operator))
         .nest("/members", larder_member_api::pages::routes())
         .data(tenancy.clone())
         .data(members)
@@ -280,6 +284,11 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         settings.activity_retention,
         sender,
     );
+    let metrics_endpoint = Route::new()
+        .at("/metrics", get(http::render_metrics))
+        .data(tenancy.clone())
+        .data(metrics.clone())
+        .boxed();
     let cors_tenancy = tenancy.clone();
     let endpoint = route
         .around(larder_member_api::answer_preflights)
@@ -288,6 +297,8 @@ pub async fn build(settings: &Validated) -> Result<Service, StartError> {
         .boxed();
     Ok(Service {
         endpoint,
+        metrics_endpoint,
+        limits: settings.limits,
         tenancy,
         generated_operator_token: generated,
         _background: background,
@@ -361,31 +372,52 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    serve_with_metrics(listener, None, service, shutdown, grace).await
+}
+
+/// [`serve`], and `/metrics` alone, without a token, on `metrics` when there is one.
+pub async fn serve_with_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    service: Service,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
     let Service {
         endpoint,
+        metrics_endpoint,
+        limits,
         _background: background,
         ..
     } = service;
-    let signalled = Arc::new(std::sync::OnceLock::new());
-    let noted = signalled.clone();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = noted.set(std::time::Instant::now());
-    };
-    let served = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
-        .await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = metrics.map(|listener| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(server::run(
+            listener,
+            Arc::new(metrics_endpoint),
+            limits,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+            std::time::Duration::from_secs(1),
+        ))
+    });
+    let served = server::run(
+        listener,
+        Arc::new(endpoint),
+        limits,
+        async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        },
+        grace,
+    )
+    .await;
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
     // Background runs stop once the last request is answered, not before.
     drop(background);
-    match signalled.get() {
-        // poem closes what is still open when the grace is up.
-        Some(at) if at.elapsed() >= grace => tracing::warn!(
-            grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
-            "the shutdown grace ran out: connections still open were closed"
-        ),
-        Some(_) => tracing::info!("every request read was answered"),
-        None => {}
-    }
     served
 }

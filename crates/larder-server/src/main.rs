@@ -70,6 +70,10 @@ async fn serve(
     settings: &larder_server::Validated,
 ) -> Result<(), StartError> {
     let listener = larder_server::bind(settings.listen).await?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(addr) => Some(larder_server::bind(addr).await?),
+        None => None,
+    };
     let service = larder_server::build(settings).await?;
     if let Some(token) = &service.generated_operator_token {
         match raw.log.log_format {
@@ -109,8 +113,12 @@ async fn serve(
         "larder is serving"
     );
     let grace = settings.shutdown_grace;
-    larder_server::serve(
+    if let Some(addr) = settings.metrics_listen {
+        tracing::info!(%addr, "serving /metrics without a token");
+    }
+    larder_server::serve_with_metrics(
         listener,
+        metrics_listener,
         service,
         shutdown_signal(),
         grace - flush_budget(grace),

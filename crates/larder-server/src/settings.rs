@@ -150,6 +150,30 @@ pub struct ServeSettings {
     #[arg(long, env = "LARDER_TRUSTED_PROXIES", default_value_t = 0)]
     pub trusted_proxies: usize,
 
+    /// Serve `/metrics` on this address too, without a token (for Prometheus inside the
+    /// cluster), such as `0.0.0.0:9090`. The public listener's `/metrics` always wants the
+    /// operator token.
+    #[arg(long, env = "LARDER_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// Most connections open at once; beyond, a new one gets 503 and is closed. Unset:
+    /// 1024, or fewer when the process may open fewer files.
+    #[arg(long, env = "LARDER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// How long a request's headers may take to arrive (also how long a connection may
+    /// wait between requests, or before its first byte).
+    #[arg(long, env = "LARDER_HEADER_TIMEOUT", default_value = "10s")]
+    pub header_timeout: String,
+
+    /// How long a request's body may take to arrive, from its headers on.
+    #[arg(long, env = "LARDER_BODY_TIMEOUT", default_value = "30s")]
+    pub body_timeout: String,
+
+    /// How long a connection may go without anything read or written before it is closed.
+    #[arg(long, env = "LARDER_IDLE_TIMEOUT", default_value = "60s")]
+    pub idle_timeout: String,
+
     /// Apply database migrations before serving. Turn it off where a deploy step migrates
     /// (the Helm chart's hook); the service then refuses to start on an old schema.
     #[arg(
@@ -207,6 +231,12 @@ pub enum ConfigError {
     OperatorTokenTooShort,
     #[error("LARDER_ACTIVITY_RETENTION_DAYS must be between 1 and 3650")]
     Retention,
+    #[error("LARDER_METRICS_LISTEN must be an address and port such as 0.0.0.0:9090, not `{0}`")]
+    MetricsListen(String),
+    #[error("LARDER_MAX_CONNECTIONS must be a number from 1 to 1000000")]
+    MaxConnections,
+    #[error("{0} must be a duration from 1s to 1h, such as 10s, not `{1}`")]
+    Timeout(&'static str, String),
 }
 
 /// The validated form of [`ServeSettings`].
@@ -231,6 +261,10 @@ pub struct Validated {
     pub mail_from: String,
     /// Proxies in front that append to `X-Forwarded-For`.
     pub trusted_proxies: usize,
+    /// Where `/metrics` is served without a token, besides the public listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// What connections and requests may take.
+    pub limits: crate::server::Limits,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -282,6 +316,11 @@ impl std::fmt::Debug for ServeSettings {
             .field("outbox_dir", &self.outbox_dir)
             .field("mail_from", &self.mail_from)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("log", &self.log)
             .field("telemetry", &self.telemetry)
             .finish()
@@ -306,6 +345,8 @@ impl std::fmt::Debug for Validated {
             .field("outbox_dir", &self.outbox_dir)
             .field("mail_from", &self.mail_from)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -469,6 +510,30 @@ impl ServeSettings {
         if !(1..=3650).contains(&self.activity_retention_days) {
             return Err(ConfigError::Retention);
         }
+        let metrics_listen = match &self.metrics_listen {
+            Some(addr) => Some(
+                addr.parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::MetricsListen(addr.clone()))?,
+            ),
+            None => None,
+        };
+        let timeout = |name: &'static str, raw: &str| {
+            parse_duration(raw)
+                .filter(|d| (1..=3600).contains(&d.as_secs()))
+                .ok_or_else(|| ConfigError::Timeout(name, raw.to_owned()))
+        };
+        let max_connections = match self.max_connections {
+            Some(n) if (1..=1_000_000).contains(&n) => n,
+            Some(_) => return Err(ConfigError::MaxConnections),
+            None => crate::server::default_max_connections(),
+        };
+        let limits = crate::server::Limits {
+            header_timeout: timeout("LARDER_HEADER_TIMEOUT", &self.header_timeout)?,
+            body_timeout: timeout("LARDER_BODY_TIMEOUT", &self.body_timeout)?,
+            idle_timeout: timeout("LARDER_IDLE_TIMEOUT", &self.idle_timeout)?,
+            max_connections,
+            ..crate::server::Limits::default()
+        };
         Ok(Validated {
             activity_retention: std::time::Duration::from_secs(
                 u64::from(self.activity_retention_days) * 24 * 60 * 60,
@@ -487,6 +552,8 @@ impl ServeSettings {
             outbox_dir: self.outbox_dir.clone(),
             mail_from: mail_from.to_owned(),
             trusted_proxies: self.trusted_proxies,
+            metrics_listen,
+            limits,
         })
     }
 }

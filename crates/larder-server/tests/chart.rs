@@ -417,9 +417,21 @@ fn scaling_objects_render_with_the_apis_they_need() {
             .len(),
         2
     );
+    // The metrics port is open too, to any pod unless metrics.from says otherwise.
+    assert_eq!(policy["spec"]["ingress"][1]["ports"][0]["port"], "metrics");
+    assert!(policy["spec"]["ingress"][1]["from"].is_null());
+    // Scraped on the port that serves /metrics without a token.
     let monitor = one(&docs, "ServiceMonitor");
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
-    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(
+        one(&docs, "ConfigMap")["data"]["LARDER_METRICS_LISTEN"],
+        "0.0.0.0:9090"
+    );
+    let ports = &container(one(&docs, "Deployment"))["ports"];
+    assert_eq!(ports[1]["name"], "metrics");
+    assert_eq!(ports[1]["containerPort"], 9090);
+    assert_eq!(one(&docs, "Service")["spec"]["ports"][1]["name"], "metrics");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
     // The migration goes straight to PostgreSQL while the pods use PgBouncer.

@@ -209,6 +209,7 @@ async fn a_purchase_emails_one_welcome_whose_link_signs_the_member_in() {
     let metrics = async {
         t.client()
             .get(format!("{}/metrics", l.base))
+            .bearer_auth(OPERATOR)
             .send()
             .await
             .unwrap()

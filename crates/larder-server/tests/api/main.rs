@@ -13,6 +13,7 @@ mod browser;
 mod clients;
 mod docs;
 mod flow;
+mod hostile;
 mod isolation;
 mod links;
 mod mail;

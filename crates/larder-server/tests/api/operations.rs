@@ -35,6 +35,27 @@ async fn metrics_count_requests_by_operation(backend: Backend) {
     let gone = t.raw(t.client().post(&unknown).json(&purchase)).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 
+    // /metrics on the public listener is the operator's alone.
+    let anonymous = t
+        .client()
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let keyed = t
+        .client()
+        .get(format!("{}/metrics", t.base))
+        .bearer_auth(&c.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keyed.status(),
+        StatusCode::UNAUTHORIZED,
+        "an app's key is not enough"
+    );
+
     // The background jobs run once at start; wait for their first runs (not a timing
     // assertion: the deadline only bounds a broken run).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -42,6 +63,7 @@ async fn metrics_count_requests_by_operation(backend: Backend) {
         let m = t
             .client()
             .get(format!("{}/metrics", t.base))
+            .bearer_auth(OPERATOR)
             .send()
             .await
             .unwrap();

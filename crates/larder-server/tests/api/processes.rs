@@ -541,6 +541,7 @@ async fn on_a_redis_cluster_intake_outlives_a_node_restart() {
     let metrics = t
         .client()
         .get(format!("{}/metrics", l.base))
+        .bearer_auth(OPERATOR)
         .send()
         .await
         .unwrap()

@@ -92,6 +92,8 @@ pub async fn settings(backend: Backend) -> Validated {
             .join("outbox"),
         mail_from: "larder@larder.test".into(),
         trusted_proxies: 0,
+        metrics_listen: None,
+        limits: larder_server::server::Limits::default(),
     }
 }
 

@@ -1,0 +1,269 @@
+//! Hostile clients against a real `larder` process: connections that never finish their
+//! headers, bodies that stall, more connections than it may hold, and a process with few
+//! file descriptors under a flood of half-open connections. It must cut them off, refuse
+//! clearly, keep answering everyone else, and not spin. Timeouts are set short here so
+//! the tests are quick; the defaults are in docs/configuration.md.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::processes::{Larder, free_port, larder, wait_until_up};
+use crate::support::{OPERATOR, TestApp};
+use crate::webhooks::hook;
+
+const ALL: [&str; 4] = ["product-12", "product-7", "bump-7", "upsell-3"];
+
+async fn start(envs: &[(&str, String)], prefix: &[&str]) -> Larder {
+    let dir = larder_testkit::fresh_sqlite_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut all = vec![
+        ("LARDER_OPERATOR_TOKEN", OPERATOR.to_owned()),
+        ("LARDER_PUBLIC_URL", "https://larder.test".to_owned()),
+        ("LARDER_HEADER_TIMEOUT", "1s".to_owned()),
+        ("LARDER_BODY_TIMEOUT", "2s".to_owned()),
+        ("LARDER_IDLE_TIMEOUT", "5s".to_owned()),
+    ];
+    all.extend_from_slice(envs);
+    let (cmd, base) = larder(&all, &dir);
+    let mut cmd = if prefix.is_empty() {
+        cmd
+    } else {
+        // Run it under another program (prlimit), with the same environment and directory.
+        let mut wrapped = std::process::Command::new(prefix[0]);
+        wrapped
+            .args(&prefix[1..])
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .current_dir(&dir)
+            .env_clear();
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                wrapped.env(k, v);
+            }
+        }
+        wrapped
+    };
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn larder");
+    let mut l = Larder { child, base };
+    wait_until_up(&mut l).await;
+    l
+}
+
+fn addr(l: &Larder) -> String {
+    l.base.trim_start_matches("http://").to_owned()
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `within`; what it said first.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&said).into_owned()),
+            Ok(Ok(n)) => said.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// `/healthz` on a fresh connection: the status, and how long it took.
+async fn health(base: &str) -> (Option<StatusCode>, Duration) {
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let status = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status());
+    (status, started.elapsed())
+}
+
+/// CPU seconds (user and system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces) close with `)`.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[tokio::test]
+async fn slow_headers_and_stalled_bodies_are_cut_off_while_others_are_served() {
+    let mut l = start(&[], &[]).await;
+    let t = TestApp::at(&l.base);
+    let h = hook(&t, &ALL, None).await;
+    let path = h.url.trim_start_matches(&l.base).to_owned();
+    // 40 connections that never finish their headers, 40 that promise 1 MiB − 1 to an
+    // enabled URL and stall, 20 that send nothing at all.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(addr(&l)).await.unwrap();
+        s.write_all(format!("POST {path} HTTP/1.1\r\nHost: x\r\nX-Slow: ").as_bytes())
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(addr(&l)).await.unwrap();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{{\"event\": \"",
+                1024 * 1024 - 1
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        stalled.push(s);
+    }
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(addr(&l)).await.unwrap());
+    }
+    // Everyone else is served meanwhile.
+    let (status, took) = health(&l.base).await;
+    assert_eq!(status, Some(StatusCode::OK));
+    assert!(took < Duration::from_secs(2), "/healthz took {took:?}");
+    // The header timeout (1 s) closes the first and the last kind; the body timeout (2 s)
+    // the second, after a 400 saying the body did not arrive.
+    for s in slow.iter_mut().chain(silent.iter_mut()) {
+        assert!(
+            closed_within(s, Duration::from_secs(4)).await.is_some(),
+            "a connection outlived the header timeout"
+        );
+    }
+    for s in &mut stalled {
+        let said = closed_within(s, Duration::from_secs(5))
+            .await
+            .expect("a stalled body outlived the body timeout");
+        assert!(
+            said.is_empty() || said.starts_with("HTTP/1.1 400"),
+            "{said}"
+        );
+    }
+    let (status, _) = health(&l.base).await;
+    assert_eq!(status, Some(StatusCode::OK));
+    let _ = l.child.kill();
+}
+
+#[tokio::test]
+async fn beyond_the_connection_cap_connections_are_refused_clearly() {
+    let mut l = start(&[("LARDER_MAX_CONNECTIONS", "20".to_owned())], &[]).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr(&l)).await.unwrap();
+        // Started requests, so only the header timeout ends them.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(addr(&l)).await.unwrap();
+    let said = closed_within(&mut extra, Duration::from_secs(2))
+        .await
+        .expect("the refused connection is closed");
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    assert!(said.contains("retry-after: 1"), "{said}");
+    assert!(said.contains("\"code\":\"unavailable\""), "{said}");
+    // Once the held ones time out, there is room again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = health(&l.base).await;
+    assert_eq!(status, Some(StatusCode::OK));
+    drop(held);
+    let _ = l.child.kill();
+}
+
+#[tokio::test]
+async fn with_few_file_descriptors_a_flood_of_half_open_connections_passes() {
+    // 256 files, as a small container may give: the cap (192) stays under it.
+    let mut l = start(&[], &["prlimit", "--nofile=256:256", "--"]).await;
+    let pid = l.child.id();
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr(&l))).await
+        {
+            flood.push(s);
+        }
+    }
+    let before = cpu_seconds(pid);
+    let started = Instant::now();
+    // Within the header timeout and a little, the half-open ones are gone and /healthz
+    // answers again.
+    let mut answered = None;
+    while started.elapsed() < Duration::from_secs(6) {
+        if let (Some(StatusCode::OK), _) = health(&l.base).await {
+            answered = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answered.is_some(),
+        "/healthz never answered under the flood"
+    );
+    // And nothing spun meanwhile: far less than a core.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_seconds(pid) - before;
+    let wall = started.elapsed().as_secs_f64();
+    assert!(used < 0.5 * wall, "{used:.2} s of CPU in {wall:.2} s");
+    drop(flood);
+    let _ = l.child.kill();
+}
+
+#[tokio::test]
+async fn metrics_are_served_without_a_token_on_their_own_listener_only() {
+    let port = free_port();
+    let mut l = start(
+        &[("LARDER_METRICS_LISTEN", format!("127.0.0.1:{port}"))],
+        &[],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let own = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(
+        own.text()
+            .await
+            .unwrap()
+            .contains("larder_http_requests_total")
+    );
+    let nothing_else = client
+        .get(format!("http://127.0.0.1:{port}/admin/v1/apps"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nothing_else.status(), StatusCode::NOT_FOUND);
+    let public = client
+        .get(format!("{}/metrics", l.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), StatusCode::UNAUTHORIZED);
+    let _ = l.child.kill();
+}
