@@ -233,9 +233,11 @@ impl MemberApi {
 
     /// Sign in
     ///
-    /// 401 `invalid_credentials` for a wrong password and an unknown email alike. After 10
-    /// failures for one app and email within 15 minutes, 429 `rate_limited` (even for the
-    /// right password) until the window has passed.
+    /// 401 `invalid_credentials` for a wrong password and an unknown email alike; 404 for
+    /// an unknown app. After 10 failures for one app and email, or 50 from one client
+    /// address, within 15 minutes, 429 `rate_limited` (even for the right password) until
+    /// the window has passed. 503 with `Retry-After` when too many passwords are being
+    /// checked at once.
     #[oai(
         path = "/apps/:app_id/sessions",
         method = "post",
@@ -243,15 +245,17 @@ impl MemberApi {
     )]
     async fn sign_in(
         &self,
+        req: &Request,
         app_id: Path<PathId<AppId>>,
         body: JsonBody<SignInRequest>,
     ) -> Result<
         Created<SessionView>,
-        Fails<{ JSON_BODY | UNAUTHORIZED | TOO_MANY_REQUESTS | SERVER }>,
+        Fails<{ JSON_BODY | UNAUTHORIZED | NOT_FOUND | TOO_MANY_REQUESTS | SERVER }>,
     > {
+        let client = client_address(req, self.state.trusted_proxies);
         let session = self
             .state
-            .sign_in(**app_id, &body.email, &body.password)
+            .sign_in(**app_id, &body.email, &body.password, client)
             .await?;
         Ok(Created::of(session))
     }

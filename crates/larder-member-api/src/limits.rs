@@ -4,6 +4,7 @@
 //! | what | limit |
 //! | --- | --- |
 //! | failed sign-ins, per app and email | 10 per 15 minutes (then even the right password waits) |
+//! | failed sign-ins, per client address | 50 per 15 minutes |
 //! | magic links and password resets asked for, per app and email | 5 per 15 minutes |
 //! | magic links and password resets asked for, per client address | 20 per 15 minutes |
 //!
@@ -20,6 +21,8 @@ use larder_tenancy::secrets;
 
 /// Failed sign-ins allowed per app and email within [`WINDOW`].
 pub const MAX_SIGN_IN_FAILURES: i64 = 10;
+/// Failed sign-ins allowed per client address within [`WINDOW`], across apps and emails.
+pub const MAX_SIGN_IN_FAILURES_PER_ADDRESS: i64 = 50;
 /// Links asked for per app and email within [`WINDOW`].
 pub const LINK_REQUESTS_PER_EMAIL: i64 = 5;
 /// Links asked for per client address within [`WINDOW`], across apps.
@@ -30,6 +33,71 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Keys hold digests: neither an email nor an address is written to the cache.
 pub fn sign_in_key(app: AppId, email: &str) -> String {
     format!("login:{app}:{}", secrets::hash_token(email))
+}
+
+fn sign_in_address_key(address: IpAddr) -> String {
+    format!("login-ip:{}", secrets::hash_token(&address.to_string()))
+}
+
+/// The places a sign-in attempt holds in its counters until it is known to have failed.
+#[derive(Debug)]
+pub struct SignInPlaces {
+    keys: Vec<String>,
+}
+
+impl SignInPlaces {
+    /// Gives the places back: the attempt succeeded, or was never checked.
+    pub async fn give_back(self, cache: &dyn Cache) {
+        for key in self.keys {
+            if let Err(err) = cache.add(&key, -1, WINDOW).await {
+                tracing::warn!(error = %err, "could not release a sign-in attempt");
+            }
+        }
+    }
+}
+
+/// Reserves a sign-in attempt's places: per client address, then per app and email. 429
+/// when either is over its limit (giving back what was taken), 503 when they cannot be
+/// counted.
+pub async fn take_sign_in(
+    cache: &dyn Cache,
+    app: AppId,
+    email: &str,
+    client: Option<IpAddr>,
+) -> Result<SignInPlaces, ApiError> {
+    let mut taken = SignInPlaces { keys: Vec::new() };
+    let mut limits = Vec::new();
+    if let Some(address) = client {
+        limits.push((
+            sign_in_address_key(address),
+            MAX_SIGN_IN_FAILURES_PER_ADDRESS,
+            "Too many failed sign-ins from this address; try again later.",
+        ));
+    }
+    limits.push((
+        sign_in_key(app, email),
+        MAX_SIGN_IN_FAILURES,
+        "Too many failed sign-ins for this email; try again later.",
+    ));
+    for (key, limit, message) in limits {
+        let counted = cache.add(&key, 1, WINDOW).await;
+        let (count, left) = match counted {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::error!(error = %err, "could not count a sign-in attempt");
+                taken.give_back(cache).await;
+                return Err(ApiError::unavailable());
+            }
+        };
+        taken.keys.push(key);
+        if count > limit {
+            taken.give_back(cache).await;
+            return Err(
+                ApiError::new(ErrorCode::RateLimited, message).retry_after(left.as_secs().max(1))
+            );
+        }
+    }
+    Ok(taken)
 }
 
 fn link_email_key(app: AppId, email: &str) -> String {

@@ -13,7 +13,7 @@ use larder_tenancy::{Tenancy, secrets};
 use tracing::Instrument;
 
 use crate::limits;
-use crate::passwords::{MAX_PASSWORD_CHARS, Passwords, weakness};
+use crate::passwords::{HashError, MAX_PASSWORD_CHARS, Passwords, weakness};
 
 /// How long a session lasts.
 pub const SESSION_TTL_DAYS: i64 = 30;
@@ -89,6 +89,18 @@ pub(crate) fn invalid_credentials() -> ApiError {
     )
 }
 
+/// A password that could not be checked: too busy (503, retry in a second), or broken.
+fn busy_or_internal(err: HashError) -> ApiError {
+    match err {
+        HashError::Busy => ApiError::new(
+            ErrorCode::Unavailable,
+            "Too many passwords are being checked at once; retry in a second.",
+        )
+        .retry_after(1),
+        HashError::Failed => ApiError::internal(),
+    }
+}
+
 fn weak(message: &str) -> ApiError {
     ApiError::validation(ErrorCode::WeakPassword, "password", message)
 }
@@ -120,55 +132,59 @@ impl MemberState {
 
     /// Signs a member in with their password.
     ///
-    /// A wrong password and an unknown email cost the same (an unknown email is checked
-    /// against a dummy hash) and answer alike. Ten failures for one app and email within
-    /// 15 minutes lock that pair out (429) until the window passes.
+    /// An unknown app is refused (404) before any password work. A wrong password and an
+    /// unknown email cost the same (an unknown email is checked against a dummy hash) and
+    /// answer alike. Ten failures for one app and email, or fifty from one client address,
+    /// within 15 minutes lock them out (429) until the window passes. When too many
+    /// passwords are being checked at once, 503 with `Retry-After` rather than a queue.
     pub async fn sign_in(
         &self,
         app: AppId,
         email: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> Result<IssuedSession, ApiError> {
+        self.store.get_app(app).await.about("app")?;
         let parsed = Email::parse(email).ok();
         let counted = parsed
             .as_ref()
             .map_or_else(|| email.trim().to_lowercase(), |e| e.to_string());
         let cache = self.tenancy.cache();
-        let key = limits::sign_in_key(app, &counted);
-        // Reserve this attempt before the slow check, atomically: parallel attempts each
-        // take a place, so no burst gets more than the allowed tries. A success gives its
-        // place back; a failure keeps it. Without a working counter, no sign-in (fail closed).
-        let (attempts, left) = cache.add(&key, 1, limits::WINDOW).await.map_err(|err| {
-            tracing::error!(error = %err, "could not count a sign-in attempt");
-            ApiError::unavailable()
-        })?;
-        if attempts > limits::MAX_SIGN_IN_FAILURES {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                "Too many failed sign-ins for this email; try again later.",
-            )
-            .retry_after(left.as_secs().max(1)));
-        }
+        // Reserve this attempt's places before the slow check, atomically: parallel
+        // attempts each take one, so no burst gets more than the allowed tries. A success
+        // (or an attempt that never got checked) gives them back; a failure keeps them.
+        // Without a working counter, no sign-in (fail closed).
+        let places = limits::take_sign_in(cache.as_ref(), app, &counted, client).await?;
         let found = match &parsed {
-            Some(email) => self
-                .store
-                .member_credentials(app, email)
-                .await
-                .about("member")?,
+            Some(email) => match self.store.member_credentials(app, email).await {
+                Ok(found) => found,
+                Err(err) => {
+                    places.give_back(cache.as_ref()).await;
+                    return Err(ApiError::from_store(err, "member"));
+                }
+            },
             None => None,
         };
         let stored = found.as_ref().and_then(|c| c.password_hash.as_deref());
         let too_long = password.chars().count() > MAX_PASSWORD_CHARS;
-        let ok = !too_long && self.passwords.verify(password, stored).await;
+        let ok = if too_long {
+            false
+        } else {
+            match self.passwords.verify(password, stored).await {
+                Ok(ok) => ok,
+                Err(err) => {
+                    places.give_back(cache.as_ref()).await;
+                    return Err(busy_or_internal(err));
+                }
+            }
+        };
         let (member, hash) = match (ok, found) {
             (true, Some(credentials)) => {
-                if let Err(err) = cache.add(&key, -1, limits::WINDOW).await {
-                    tracing::warn!(error = %err, "could not release a sign-in attempt");
-                }
+                places.give_back(cache.as_ref()).await;
                 let hash = credentials.password_hash.unwrap_or_default();
                 (credentials.member_id, hash)
             }
-            // The reserved place stays: it is this failure.
+            // The reserved places stay: they are this failure.
             _ => return Err(invalid_credentials()),
         };
         // A password changed since it was checked (a reset) starts no session.
@@ -232,7 +248,7 @@ impl MemberState {
             .passwords
             .hash(password)
             .await
-            .map_err(|_| ApiError::internal())?;
+            .map_err(busy_or_internal)?;
         // A concurrent use of the same link loses here.
         let member = self
             .store

@@ -587,7 +587,8 @@ async fn sign_in_submit(req: &Request, Path(app): Path<String>, body: Body) -> R
             .await;
     }
     let password = form.get("password").map(String::as_str).unwrap_or("");
-    match v.state.sign_in(v.app.id, email, password).await {
+    let client = client_address(req, v.state.trusted_proxies);
+    match v.state.sign_in(v.app.id, email, password, client).await {
         Ok(session) => v.signed_in(Some(session)),
         Err(err) => v.failed(&err, "Sign in", &v.sign_in_content(email)),
     }

@@ -252,8 +252,9 @@ async fn webhooks_are_answered_while_sign_ins_hash(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let c = member_with_password(&t, "A").await;
     let webhook = c.webhook_url.replace("https://larder.test", &t.base);
-    // Fifty sign-ins at once (each with its own email, so none is rate limited): each costs
-    // an argon2 verification.
+    // Fifty sign-ins at once (each with its own email, so none is rate limited by email):
+    // each costs an argon2 verification, and the queue for them is bounded, so those
+    // beyond it are told at once to come back.
     let sign_ins = async {
         let emails: Vec<String> = (0..50).map(|i| format!("visitor{i}@example.com")).collect();
         let all = futures::future::join_all(
@@ -262,7 +263,21 @@ async fn webhooks_are_answered_while_sign_ins_hash(backend: Backend) {
                 .map(|email| sign_in(&t, &c.app, email, PASSWORD)),
         )
         .await;
-        assert!(all.iter().all(|a| a.status == StatusCode::UNAUTHORIZED));
+        let checked = all
+            .iter()
+            .filter(|a| a.status == StatusCode::UNAUTHORIZED)
+            .count();
+        let refused: Vec<_> = all
+            .iter()
+            .filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE)
+            .collect();
+        assert_eq!(checked + refused.len(), 50, "{all:?}");
+        assert!(checked >= 9, "{checked} checked");
+        assert!(!refused.is_empty(), "the queue was not bounded");
+        for r in refused {
+            r.assert_error(503, "unavailable");
+            assert_eq!(r.headers["retry-after"], "1");
+        }
         Instant::now()
     };
     let webhooks = async {
@@ -281,7 +296,41 @@ async fn webhooks_are_answered_while_sign_ins_hash(backend: Backend) {
     );
 }
 
+async fn sign_ins_are_refused_early_for_unknown_apps_and_busy_addresses(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let c = member_with_password(&t, "A").await;
+    sign_in(
+        &t,
+        &uuid::Uuid::now_v7().to_string(),
+        "a@example.com",
+        PASSWORD,
+    )
+    .await
+    .assert_error(404, "not_found");
+    // Fifty failures from one address, each for another email (so no email's own limit is
+    // reached): the address is stopped, even for a right password.
+    for i in 0..50 {
+        let a = sign_in(
+            &t,
+            &c.app,
+            &format!("guess{i}@example.com"),
+            "not the password",
+        )
+        .await;
+        a.assert_error(401, "invalid_credentials");
+    }
+    let stopped = sign_in(&t, &c.app, "avery.quinn@example.com", PASSWORD).await;
+    stopped.assert_error(429, "rate_limited");
+    assert!(
+        stopped.str("message").contains("address"),
+        "{}",
+        stopped.body
+    );
+    assert!(stopped.headers.contains_key("retry-after"));
+}
+
 crate::on_both_backends!(
+    sign_ins_are_refused_early_for_unknown_apps_and_busy_addresses,
     an_invited_member_signs_in_and_sees_their_access,
     wrong_passwords_and_unknown_emails_answer_alike,
     repeated_failures_are_rate_limited,
