@@ -10,6 +10,13 @@
 //!
 //! The cache is never the source of truth: callers treat a [`CacheError`] as a miss and go to
 //! the database.
+//!
+//! A sick Redis must not make requests slow. Every Redis command has a short deadline
+//! ([`COMMAND_DEADLINE`]), and a circuit breaker stops asking Redis for [`OPEN_FOR`] after
+//! [`FAILURES_TO_OPEN`] failures in a row: commands then fail at once (a cache miss; the
+//! database answers), counters count in this process meanwhile, and one probe a while later
+//! closes the breaker when Redis answers again. [`Cache::ping`] (for `/readyz`) always asks
+//! Redis itself.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,8 +26,115 @@ use redis::AsyncCommands;
 
 /// The cache could not be used; the caller falls back to the database.
 #[derive(Debug, thiserror::Error)]
-#[error("cache unavailable")]
-pub struct CacheError(#[source] redis::RedisError);
+pub enum CacheError {
+    #[error("cache unavailable")]
+    Redis(#[source] redis::RedisError),
+    #[error("cache unavailable: no answer within {}ms", COMMAND_DEADLINE.as_millis())]
+    Timeout,
+    #[error("cache skipped: Redis failed just before (circuit open)")]
+    CircuitOpen,
+}
+
+/// The most one Redis command may take before the caller goes to the database instead.
+pub const COMMAND_DEADLINE: Duration = Duration::from_millis(250);
+/// Failures in a row that open the circuit.
+pub const FAILURES_TO_OPEN: u32 = 2;
+/// How long an open circuit skips Redis before one probe asks it again.
+pub const OPEN_FOR: Duration = Duration::from_secs(5);
+
+/// How many breakers a cluster's slots are shared among.
+const SLOT_GROUPS: usize = 16;
+
+/// A key's cluster slot: CRC16 (XMODEM) of it, modulo 16384. Larder's keys carry no hash
+/// tags, so the whole key counts.
+fn slot(key: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in key {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
+/// The circuit breaker in front of Redis.
+#[derive(Debug)]
+enum Circuit {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe is on its way; the rest still skip.
+    Probing,
+}
+
+#[derive(Debug)]
+struct Breaker(std::sync::Mutex<Circuit>);
+
+impl Breaker {
+    fn new() -> Self {
+        Self(std::sync::Mutex::new(Circuit::Closed { failures: 0 }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Circuit> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a command may go to Redis now.
+    fn allow(&self) -> bool {
+        let mut circuit = self.lock();
+        match *circuit {
+            Circuit::Closed { .. } => true,
+            Circuit::Open { until } if Instant::now() >= until => {
+                *circuit = Circuit::Probing;
+                true
+            }
+            Circuit::Open { .. } | Circuit::Probing => false,
+        }
+    }
+
+    fn succeeded(&self) {
+        let mut circuit = self.lock();
+        if !matches!(*circuit, Circuit::Closed { .. }) {
+            tracing::info!("Redis answers again; using it");
+        }
+        *circuit = Circuit::Closed { failures: 0 };
+    }
+
+    fn failed(&self) {
+        let mut circuit = self.lock();
+        let failures = match *circuit {
+            Circuit::Closed { failures } => failures + 1,
+            _ => FAILURES_TO_OPEN,
+        };
+        if failures >= FAILURES_TO_OPEN {
+            if matches!(*circuit, Circuit::Closed { .. }) {
+                tracing::warn!(
+                    skip_ms = u64::try_from(OPEN_FOR.as_millis()).unwrap_or(u64::MAX),
+                    "Redis is failing; skipping it for a while (the database answers)"
+                );
+            }
+            *circuit = Circuit::Open {
+                until: Instant::now() + OPEN_FOR,
+            };
+        } else {
+            *circuit = Circuit::Closed { failures };
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        !matches!(*self.lock(), Circuit::Closed { .. })
+    }
+}
 
 pub type CacheResult<T> = Result<T, CacheError>;
 
@@ -72,6 +186,11 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
 pub struct RedisCache {
     conn: Connection,
     prefix: Arc<str>,
+    /// One breaker for one Redis; on a cluster one per sixteenth of the slots, so a node
+    /// that is down opens only the breakers of its own keys.
+    breakers: Arc<Vec<Breaker>>,
+    /// Counters while Redis is skipped: limits hold per process meanwhile.
+    local: MemoryCache,
 }
 
 /// One Redis, or a cluster's nodes, behind one connection type.
@@ -128,7 +247,7 @@ impl fmt::Debug for RedisCache {
 impl RedisCache {
     /// Connects to `url`; every key is stored under `prefix` (say `larder:`).
     pub async fn connect(url: &str, prefix: &str) -> CacheResult<Self> {
-        let client = redis::Client::open(url).map_err(CacheError)?;
+        let client = redis::Client::open(url).map_err(CacheError::Redis)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -137,11 +256,62 @@ impl RedisCache {
         let conn = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(CacheError)?;
-        Ok(Self {
-            conn: Connection::One(conn),
+            .map_err(CacheError::Redis)?;
+        Ok(Self::with(Connection::One(conn), prefix))
+    }
+
+    fn with(conn: Connection, prefix: &str) -> Self {
+        let groups = match conn {
+            Connection::One(_) => 1,
+            Connection::Cluster(_) => SLOT_GROUPS,
+        };
+        Self {
+            conn,
             prefix: prefix.into(),
-        })
+            breakers: Arc::new((0..groups).map(|_| Breaker::new()).collect()),
+            local: MemoryCache::new(100_000),
+        }
+    }
+
+    /// Whether Redis (any part of a cluster) is being skipped after failures.
+    pub fn circuit_open(&self) -> bool {
+        self.breakers.iter().any(Breaker::is_open)
+    }
+
+    /// The breaker that guards `key` (its full name, prefix included).
+    fn breaker(&self, key: &str) -> &Breaker {
+        let group = if self.breakers.len() == 1 {
+            0
+        } else {
+            usize::from(slot(key.as_bytes())) * self.breakers.len() / 16_384
+        };
+        &self.breakers[group]
+    }
+
+    /// Runs one Redis command on `key` through its breaker, within [`COMMAND_DEADLINE`].
+    async fn guarded<T>(
+        &self,
+        key: &str,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> CacheResult<T> {
+        let breaker = self.breaker(key);
+        if !breaker.allow() {
+            return Err(CacheError::CircuitOpen);
+        }
+        match tokio::time::timeout(COMMAND_DEADLINE, command).await {
+            Ok(Ok(value)) => {
+                breaker.succeeded();
+                Ok(value)
+            }
+            Ok(Err(err)) => {
+                breaker.failed();
+                Err(CacheError::Redis(err))
+            }
+            Err(_) => {
+                breaker.failed();
+                Err(CacheError::Timeout)
+            }
+        }
     }
 
     /// Connects to a Redis Cluster through `nodes` (any of its nodes; the others are
@@ -157,12 +327,12 @@ impl RedisCache {
             .max_retry_wait(200)
             .overall_response_timeout(Some(RESPONSE_TIMEOUT))
             .build()
-            .map_err(CacheError)?;
-        let conn = client.get_async_connection().await.map_err(CacheError)?;
-        let cache = Self {
-            conn: Connection::Cluster(conn),
-            prefix: prefix.into(),
-        };
+            .map_err(CacheError::Redis)?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(CacheError::Redis)?;
+        let cache = Self::with(Connection::Cluster(conn), prefix);
         // The connection is made lazily; a cluster nobody answers for is an error now.
         cache.ping().await?;
         Ok(cache)
@@ -195,9 +365,9 @@ impl RedisCache {
                 .arg(500)
                 .query_async(&mut conn)
                 .await
-                .map_err(CacheError)?;
+                .map_err(CacheError::Redis)?;
             if !keys.is_empty() {
-                let _: () = conn.del(keys).await.map_err(CacheError)?;
+                let _: () = conn.del(keys).await.map_err(CacheError::Redis)?;
             }
             if next == 0 {
                 return Ok(());
@@ -219,115 +389,141 @@ impl Cache for RedisCache {
     }
 
     async fn ping(&self) -> CacheResult<()> {
-        match self.conn.clone() {
-            Connection::One(mut conn) => {
-                let _: String = redis::cmd("PING")
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(CacheError)?;
+        // Asks Redis itself, breaker or not, within a deadline: /readyz tells the truth,
+        // and an answer closes the breaker early.
+        let asked = async {
+            match self.conn.clone() {
+                Connection::One(mut conn) => {
+                    let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+                }
+                // A cluster answers when any primary does: a node that is down makes only
+                // the lookups of its keys go to the database, no reason to take the service
+                // out of rotation.
+                Connection::Cluster(mut conn) => {
+                    use redis::cluster_routing::{
+                        MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
+                    };
+                    conn.route_command(
+                        redis::cmd("PING"),
+                        RoutingInfo::MultiNode((
+                            MultipleNodeRoutingInfo::AllMasters,
+                            Some(ResponsePolicy::OneSucceeded),
+                        )),
+                    )
+                    .await?;
+                }
             }
-            // A cluster answers when any primary does: a node that is down makes only the
-            // lookups of its keys go to the database, no reason to take the service out of
-            // rotation.
-            Connection::Cluster(mut conn) => {
-                use redis::cluster_routing::{
-                    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
-                };
-                conn.route_command(
-                    redis::cmd("PING"),
-                    RoutingInfo::MultiNode((
-                        MultipleNodeRoutingInfo::AllMasters,
-                        Some(ResponsePolicy::OneSucceeded),
-                    )),
-                )
-                .await
-                .map_err(CacheError)?;
+            Ok::<(), redis::RedisError>(())
+        };
+        match tokio::time::timeout(RESPONSE_TIMEOUT, asked).await {
+            Ok(Ok(())) => {
+                // One Redis answered: its breaker may close. (A cluster's ping says only
+                // that some node answers; its breakers find out key by key.)
+                if self.breakers.len() == 1 {
+                    self.breakers[0].succeeded();
+                }
+                Ok(())
             }
+            Ok(Err(err)) => Err(CacheError::Redis(err)),
+            Err(_) => Err(CacheError::Timeout),
         }
-        Ok(())
     }
 
     async fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let mut conn = self.conn.clone();
-        conn.get(self.key(key)).await.map_err(CacheError)
+        let key = self.key(key);
+        self.guarded(&key, conn.get(&key)).await
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<()> {
         let mut conn = self.conn.clone();
-        let _: () = redis::cmd("SET")
-            .arg(self.key(key))
+        let key = self.key(key);
+        let cmd = redis::cmd("SET")
+            .arg(&key)
             .arg(value)
             .arg("PX")
             .arg(millis(ttl))
-            .query_async(&mut conn)
-            .await
-            .map_err(CacheError)?;
+            .to_owned();
+        let () = self.guarded(&key, cmd.query_async(&mut conn)).await?;
         Ok(())
     }
 
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<bool> {
         let mut conn = self.conn.clone();
-        let stored: Option<String> = redis::cmd("SET")
-            .arg(self.key(key))
+        let key = self.key(key);
+        let cmd = redis::cmd("SET")
+            .arg(&key)
             .arg(value)
             .arg("NX")
             .arg("PX")
             .arg(millis(ttl))
-            .query_async(&mut conn)
-            .await
-            .map_err(CacheError)?;
+            .to_owned();
+        let stored: Option<String> = self.guarded(&key, cmd.query_async(&mut conn)).await?;
         Ok(stored.is_some())
     }
 
     async fn delete(&self, key: &str) -> CacheResult<()> {
         let mut conn = self.conn.clone();
-        let _: () = conn.del(self.key(key)).await.map_err(CacheError)?;
+        let key = self.key(key);
+        let () = self.guarded(&key, conn.del(&key)).await?;
         Ok(())
     }
 
     async fn add(&self, key: &str, delta: i64, window: Duration) -> CacheResult<(i64, Duration)> {
         let mut conn = self.conn.clone();
-        let key = self.key(key);
+        let shared = self.key(key);
         // One round trip, applied atomically: create with the window if absent, count, read
         // the time left.
-        let (count, left): (i64, i64) = redis::pipe()
+        let pipe = redis::pipe()
             .atomic()
             .cmd("SET")
-            .arg(&key)
+            .arg(&shared)
             .arg(0)
             .arg("PX")
             .arg(millis(window))
             .arg("NX")
             .ignore()
             .cmd("INCRBY")
-            .arg(&key)
+            .arg(&shared)
             .arg(delta)
             .cmd("PTTL")
-            .arg(&key)
-            .query_async(&mut conn)
+            .arg(&shared)
+            .to_owned();
+        match self
+            .guarded(&shared, pipe.query_async::<(i64, i64)>(&mut conn))
             .await
-            .map_err(CacheError)?;
-        Ok((
-            count,
-            Duration::from_millis(u64::try_from(left).unwrap_or(0)),
-        ))
+        {
+            Ok((count, left)) => Ok((
+                count,
+                Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+            )),
+            // Limits keep counting, in this process, while Redis does not answer.
+            Err(err) => {
+                tracing::debug!(error = %err, "counting in this process while Redis fails");
+                self.local.add(key, delta, window).await
+            }
+        }
     }
 
     async fn counter(&self, key: &str) -> CacheResult<(i64, Duration)> {
         let mut conn = self.conn.clone();
-        let key = self.key(key);
-        let (count, left): (Option<i64>, i64) = redis::pipe()
+        let shared = self.key(key);
+        let pipe = redis::pipe()
             .cmd("GET")
-            .arg(&key)
+            .arg(&shared)
             .cmd("PTTL")
-            .arg(&key)
-            .query_async(&mut conn)
+            .arg(&shared)
+            .to_owned();
+        match self
+            .guarded(&shared, pipe.query_async::<(Option<i64>, i64)>(&mut conn))
             .await
-            .map_err(CacheError)?;
-        Ok((
-            count.unwrap_or(0),
-            Duration::from_millis(u64::try_from(left).unwrap_or(0)),
-        ))
+        {
+            Ok((count, left)) => Ok((
+                count.unwrap_or(0),
+                Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+            )),
+            Err(_) => self.local.counter(key).await,
+        }
     }
 }
 
@@ -643,6 +839,66 @@ mod tests {
         }
         let (count, _) = cache.add("after", 1, ttl).await.unwrap();
         assert_eq!(count, 1);
+    }
+
+    /// A hung Redis (it takes connections and never answers) costs each command at most
+    /// the deadline, and after a few failures nothing at all; counters go on in the
+    /// process; once it answers again, it is used again.
+    #[tokio::test]
+    async fn a_hung_redis_is_skipped_and_found_again() {
+        let redis = tokio::task::spawn_blocking(larder_testkit::throwaway::ThrowawayRedis::start)
+            .await
+            .unwrap();
+        let cache = RedisCache::connect(&redis.url(), "x:").await.unwrap();
+        let ttl = Duration::from_secs(60);
+        cache.set("k", "v", ttl).await.unwrap();
+        assert_eq!(cache.add("n", 1, ttl).await.unwrap().0, 1);
+        redis.hang();
+        let started = Instant::now();
+        for _ in 0..FAILURES_TO_OPEN {
+            let one = Instant::now();
+            assert!(cache.get("k").await.is_err());
+            assert!(one.elapsed() < COMMAND_DEADLINE + Duration::from_millis(200));
+        }
+        assert!(cache.circuit_open());
+        // Open: no waiting at all.
+        let skipped = Instant::now();
+        for _ in 0..100 {
+            assert!(matches!(cache.get("k").await, Err(CacheError::CircuitOpen)));
+        }
+        assert!(
+            skipped.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            skipped.elapsed()
+        );
+        // Counters count in the process meanwhile (limits hold).
+        assert_eq!(cache.add("local", 1, ttl).await.unwrap().0, 1);
+        assert_eq!(cache.add("local", 1, ttl).await.unwrap().0, 2);
+        // /readyz asks Redis itself, and hears nothing.
+        assert!(cache.ping().await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        // Back: the next probe after the open spell finds it.
+        redis.unhang();
+        let deadline = Instant::now() + OPEN_FOR + Duration::from_secs(5);
+        while cache.get("k").await.is_err() {
+            assert!(Instant::now() < deadline, "Redis was never used again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!cache.circuit_open());
+        assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
+        assert_eq!(cache.add("n", 1, ttl).await.unwrap().0, 2);
+    }
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        // The examples of the Redis Cluster specification.
+        assert_eq!(slot(b"123456789"), 0x31C3 % 16_384);
+        assert_eq!(slot(b"foo"), 12_182);
+        assert_eq!(slot(b"bar"), 5_061);
     }
 
     #[tokio::test]

@@ -554,7 +554,10 @@ impl Gateway {
             Ok(m) => m,
             Err(larder_tenancy::TenancyError::Store(err)) => {
                 tracing::error!(error = %causes(&err), "could not read mappings");
-                return self.failed(record).await;
+                return match err {
+                    StoreError::Unavailable(_) => Reply::unavailable(),
+                    _ => self.failed(record).await,
+                };
             }
         };
         let apply = ApplyDelivery {
@@ -591,6 +594,12 @@ impl Gateway {
             }
             // The app was deleted while its delivery was on the way: its URL is gone.
             Err(StoreError::NotFound) => Reply::not_found(),
+            // The database cannot be reached: recording the failure would wait as long
+            // again for nothing. Answer at once; ThriveCart retries.
+            Err(err @ StoreError::Unavailable(_)) => {
+                tracing::error!(error = %causes(&err), "could not apply a delivery");
+                Reply::unavailable()
+            }
             Err(err) => {
                 tracing::error!(error = %causes(&err), "could not apply a delivery");
                 self.failed(record).await

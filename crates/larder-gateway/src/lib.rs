@@ -28,6 +28,10 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, Enum, ExtractParamOptions, Object, OpenApi, Tags,
 };
 
+/// The `Retry-After` of a 503: when the database is back is not known; a few seconds is a
+/// fair first guess, and ThriveCart keeps its own schedule anyway.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
 /// Largest delivery body read (413 beyond).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 
@@ -322,7 +326,7 @@ impl ApiResponse for Receipt {
                         content_type: "application/json; charset=utf-8",
                         schema: WebhookError::schema_ref(),
                     }],
-                    headers: if *status == 429 {
+                    headers: if *status == 429 || *status == 503 {
                         vec![poem_openapi::registry::MetaHeader {
                             name: "Retry-After".into(),
                             description: Some("Seconds to wait before trying again.".into()),
@@ -369,10 +373,15 @@ impl IntoResponse for Receipt {
                 })
                 .with_status(status)
                 .into_response();
-                if refusal == Refusal::TooManyRequests {
+                let retry_after = match refusal {
+                    Refusal::TooManyRequests => Some(UNVERIFIED_WINDOW.as_secs()),
+                    Refusal::Unavailable | Refusal::Failed => Some(UNAVAILABLE_RETRY_AFTER),
+                    _ => None,
+                };
+                if let Some(seconds) = retry_after {
                     resp.headers_mut().insert(
                         poem::http::header::RETRY_AFTER,
-                        poem::http::HeaderValue::from(UNVERIFIED_WINDOW.as_secs()),
+                        poem::http::HeaderValue::from(seconds),
                     );
                 }
                 resp

@@ -37,10 +37,12 @@ pub struct PgSettings {
 
 impl Default for PgSettings {
     fn default() -> Self {
-        // PostgreSQL peaks at a handful of busy connections per core; more only queue.
+        // PostgreSQL peaks at a handful of busy connections per core; more only queue. A
+        // connection not had within 2 s (the database is down, or swamped) fails the
+        // request: ThriveCart gets its 503 soon and retries, rather than waiting.
         Self {
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -18,6 +18,7 @@ use sqlx::Connection;
 
 pub mod cluster;
 pub mod fixtures;
+pub mod throwaway;
 
 /// The server-level PostgreSQL URL tests create their databases on.
 /// `LARDER_TEST_POSTGRES_URL` overrides the local default.

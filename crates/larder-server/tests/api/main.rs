@@ -12,6 +12,7 @@ mod bodies;
 mod browser;
 mod clients;
 mod docs;
+mod faults;
 mod flow;
 mod hostile;
 mod isolation;
