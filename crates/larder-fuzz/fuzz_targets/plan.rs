@@ -32,7 +32,12 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mappings: HashMap<ProductKey, Vec<AccessLevelId>> = ["product-7", "bump-7", "upsell-3"]
         .iter()
-        .map(|k| (ProductKey::parse(k).expect("a key"), vec![AccessLevelId::new()]))
+        .map(|k| {
+            (
+                ProductKey::parse(k).expect("a key"),
+                vec![AccessLevelId::new()],
+            )
+        })
         .collect();
     let mut items: HashMap<ProductKey, ItemState> = HashMap::new();
     let mut member: Option<MemberId> = None;
@@ -102,7 +107,12 @@ fuzz_target!(|data: &[u8]| {
             .map(|e| (e.product.clone(), e.access_level_id))
             .collect();
         let n = granted.len();
-        granted.sort_by_key(|(p, l)| (p.as_ref().map(ToString::to_string), l.map(|l| l.to_string())));
+        granted.sort_by_key(|(p, l)| {
+            (
+                p.as_ref().map(ToString::to_string),
+                l.map(|l| l.to_string()),
+            )
+        });
         granted.dedup();
         assert_eq!(granted.len(), n, "a plan granted a level twice");
     }
