@@ -1,7 +1,7 @@
 //! Hostile clients against a real `larder` process: connections that never finish their
 //! headers, bodies that stall, more connections than it may hold, and a process with few
-//! file descriptors under a flood of half-open connections. It must cut them off, refuse
-//! clearly, keep answering everyone else, and not spin. Timeouts are set short here so
+//! file descriptors under a flood of half-open connections, a large body to a URL of no
+//! app. It must cut them off, refuse clearly, keep answering everyone else, and not spin. Timeouts are set short here so
 //! the tests are quick; the defaults are in docs/configuration.md.
 
 use std::process::Stdio;
@@ -162,6 +162,40 @@ async fn slow_headers_and_stalled_bodies_are_cut_off_while_others_are_served() {
     }
     let (status, _) = health(&l.base).await;
     assert_eq!(status, Some(StatusCode::OK));
+    let _ = l.child.kill();
+}
+
+#[tokio::test]
+async fn an_unknown_webhook_token_is_refused_before_its_body_is_read() {
+    let mut l = start(&[], &[]).await;
+    // Headers promising 1 MiB − 1 to a URL that belongs to no app, and a few bytes of it.
+    let mut s = TcpStream::connect(addr(&l)).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /webhooks/thrivecart/{} HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"event\": \"",
+            "A".repeat(43),
+            1024 * 1024 - 1
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // The 404 comes at once, not after the rest of the body or the body timeout (2 s).
+    let started = Instant::now();
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !said.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf))
+            .await
+            .expect("no answer within a second")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        said.extend_from_slice(&buf[..n]);
+    }
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.starts_with("HTTP/1.1 404"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(1));
     let _ = l.child.kill();
 }
 

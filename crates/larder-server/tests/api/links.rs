@@ -225,6 +225,37 @@ async fn a_password_reset_ends_every_session(backend: Backend) {
     me(&t, &s).await.assert_error(401, "unauthorized");
 }
 
+async fn a_password_set_from_an_invitation_ends_every_other_session(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (c, email) = app_with_member(&t).await;
+    // Signed in twice without a password, through magic links.
+    let mut sessions = Vec::new();
+    for n in 0..2 {
+        let asked = ask(&t, &c.app, "magic-links", &email).await;
+        assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.body);
+        let messages = outbox_messages(&t.outbox_dir, 2 + n).await;
+        let link = link_to(messages[1 + n]["text"].as_str().unwrap(), "magic");
+        let s = redeem(&t, &c.app, "magic-links", json!({"token": token_in(&link)})).await;
+        assert_eq!(s.status, StatusCode::CREATED, "{}", s.body);
+        sessions.push(s.str("token"));
+    }
+    for s in &sessions {
+        assert_eq!(me(&t, s).await.status, StatusCode::OK);
+    }
+
+    // The admin's invitation sets a password: every session before it ends.
+    let password = "an invited passphrase";
+    let set = set_password(&t, &c.app, &invite(&t, &c).await, password).await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.body);
+    for s in &sessions {
+        me(&t, s).await.assert_error(401, "unauthorized");
+    }
+    // The new password signs in.
+    let fresh = sign_in(&t, &c.app, &email, password).await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.body);
+    assert_eq!(me(&t, &fresh.str("token")).await.status, StatusCode::OK);
+}
+
 async fn link_requests_are_limited_per_email_and_address(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let (c, email) = app_with_member(&t).await;
@@ -536,6 +567,7 @@ async fn hosted_pages_are_locked_down(backend: Backend) {
 crate::on_both_backends!(
     magic_links_sign_a_member_in_once,
     a_password_reset_ends_every_session,
+    a_password_set_from_an_invitation_ends_every_other_session,
     link_requests_are_limited_per_email_and_address,
     only_an_apps_origins_may_call_the_member_api,
     hosted_pages_are_locked_down,
