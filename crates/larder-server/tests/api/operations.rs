@@ -75,9 +75,14 @@ async fn metrics_count_requests_by_operation(backend: Backend) {
                 .starts_with("text/plain")
         );
         let text = m.text().await.unwrap();
-        if text.contains(r#"job="prune_sign_ins",result="ok""#)
-            || std::time::Instant::now() > deadline
-        {
+        // The revoker and the pruners are separate tasks: wait for both.
+        let ran = [
+            r#"job="prune_sign_ins",result="#,
+            r#"job="revoke_due_items",result="#,
+        ]
+        .iter()
+        .all(|job| text.contains(job));
+        if ran || std::time::Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
