@@ -162,6 +162,33 @@ pub struct ItemWrite {
     pub test: bool,
 }
 
+impl ItemWrite {
+    /// The item's state once this write is applied over `before`, as a store keeps it: the
+    /// write's facts, and the levels it had plus those granted (when there is a member).
+    pub fn applied_to(&self, before: Option<&ItemState>) -> ItemState {
+        let mut levels = before.map(|s| s.levels.clone()).unwrap_or_default();
+        if self.member_id.is_some() {
+            for l in &self.grant_levels {
+                if !levels.contains(l) {
+                    levels.push(*l);
+                }
+            }
+        }
+        ItemState {
+            status: self.status,
+            status_at: self.status_at,
+            past_due: self.past_due,
+            member_id: self.member_id,
+            levels,
+            revoke_at: self.revoke_at,
+            subscription_id: self.subscription_id.clone(),
+            payment_at: self.payment_at,
+            paused_at: self.paused_at,
+            resumed_at: self.resumed_at,
+        }
+    }
+}
+
 crate::string_enum! {
     /// What a delivery did to a member.
     pub enum EffectKind("effect kind") {

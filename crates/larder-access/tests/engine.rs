@@ -73,32 +73,8 @@ impl World {
             self.members.insert(m.email.to_string(), m.id);
         }
         for w in &p.items {
-            let mut levels = items
-                .get(&w.product)
-                .map(|s| s.levels.clone())
-                .unwrap_or_default();
-            if w.member_id.is_some() {
-                for l in &w.grant_levels {
-                    if !levels.contains(l) {
-                        levels.push(*l);
-                    }
-                }
-            }
-            self.items.insert(
-                (order.clone(), w.product.clone()),
-                ItemState {
-                    status: w.status,
-                    status_at: w.status_at,
-                    past_due: w.past_due,
-                    member_id: w.member_id,
-                    levels,
-                    revoke_at: w.revoke_at,
-                    subscription_id: w.subscription_id.clone(),
-                    payment_at: w.payment_at,
-                    paused_at: w.paused_at,
-                    resumed_at: w.resumed_at,
-                },
-            );
+            let state = w.applied_to(items.get(&w.product));
+            self.items.insert((order.clone(), w.product.clone()), state);
         }
         p
     }

@@ -76,29 +76,8 @@ fuzz_target!(|data: &[u8]| {
             if before.is_some_and(|s| s.status == ItemStatus::Revoked) {
                 assert_eq!(w.status, ItemStatus::Revoked, "a revoked item came back");
             }
-            let mut levels = before.map(|s| s.levels.clone()).unwrap_or_default();
-            if w.member_id.is_some() {
-                for l in &w.grant_levels {
-                    if !levels.contains(l) {
-                        levels.push(*l);
-                    }
-                }
-            }
-            items.insert(
-                w.product.clone(),
-                ItemState {
-                    status: w.status,
-                    status_at: w.status_at,
-                    past_due: w.past_due,
-                    member_id: w.member_id,
-                    levels,
-                    revoke_at: w.revoke_at,
-                    subscription_id: w.subscription_id.clone(),
-                    payment_at: w.payment_at,
-                    paused_at: w.paused_at,
-                    resumed_at: w.resumed_at,
-                },
-            );
+            let state = w.applied_to(before);
+            items.insert(w.product.clone(), state);
         }
         let mut granted: Vec<_> = p
             .effects

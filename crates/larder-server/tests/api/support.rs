@@ -195,6 +195,24 @@ impl TestApp {
         self.request(Method::GET, path, Some(token), None).await
     }
 
+    /// Every item of a list, page after page (`path` already has its query, `limit` in it).
+    pub async fn every_item(&self, path: &str, token: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = match &cursor {
+                Some(c) => self.get(&format!("{path}&cursor={c}"), token).await,
+                None => self.get(path, token).await,
+            };
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+            items.extend(page.body["items"].as_array().expect("items").clone());
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
         self.request(Method::POST, path, Some(token), Some(body))
             .await
