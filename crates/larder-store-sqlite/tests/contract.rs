@@ -27,3 +27,25 @@ async fn commits_reach_the_disk_before_they_return() {
         .unwrap();
     assert_eq!(by_url.synchronous().await.unwrap(), 2, "synchronous=FULL");
 }
+
+/// A database an older release wrote (no lifecycle times on its items, migrated only so
+/// far) keeps every item's state through the upgrade.
+#[tokio::test]
+async fn items_left_by_an_older_release_keep_their_state() {
+    let path = larder_testkit::fresh_sqlite_path();
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    let older = larder_store::contract::older_release_items(&store).await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for forget in [
+        "update order_items set paused_at = null, resumed_at = null",
+        "delete from _sqlx_migrations where version = 9",
+    ] {
+        sqlx::query(forget).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    store.migrate().await.unwrap();
+    larder_store::contract::older_release_items_keep_their_state(&store, older).await;
+}
