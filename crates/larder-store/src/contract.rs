@@ -2891,6 +2891,7 @@ pub async fn every_arrival_order_of_a_storyline_ends_the_same(store: &dyn Store)
 /// Two items as an older release left them, for the upgrade test each backend runs
 /// ([`older_release_items`], then the backend forgets their lifecycle times as that
 /// release never kept them and migrates, then [`older_release_items_keep_their_state`]).
+#[derive(Debug)]
 pub struct OlderRelease {
     paused: AppId,
     resumed: AppId,
