@@ -396,7 +396,10 @@ pub async fn serve_with_metrics(
         tokio::spawn(server::run(
             listener,
             Arc::new(metrics_endpoint),
-            limits,
+            server::Limits {
+                max_connections: server::METRICS_CONNECTIONS,
+                ..limits
+            },
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },

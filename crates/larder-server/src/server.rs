@@ -3,11 +3,14 @@
 //!
 //! - a cap on open connections; beyond it a new connection gets a short `503` with
 //!   `Retry-After` and is closed, and beyond a second, small allowance it is closed at once;
-//! - a header timeout: a request's headers must arrive within it (and a connection that
-//!   sends nothing at all is closed after it), which also ends idle keep-alive connections;
+//! - a header timeout: a request's headers must arrive within it, and a connection must
+//!   start its first request within it (whatever it sends meanwhile: a trickled HTTP/2
+//!   preface, pings);
 //! - a body timeout: a request's body must arrive within it;
-//! - an idle timeout: a connection on which nothing is read or written for that long is
-//!   closed, whatever it is waiting for (a client that never reads its answer, say);
+//! - an idle timeout, kept by requests rather than bytes: a connection with no request for
+//!   that long is closed (HTTP/2 pings do not keep it), and so is one whose client stops
+//!   reading an answer for that long; a request the service is still working on is never
+//!   cut off by it (its own deadlines bound it);
 //! - HTTP/2 limits on concurrent and reset streams, and keep-alive pings;
 //! - accept errors (out of file descriptors) that back off instead of spinning.
 //!
@@ -20,22 +23,23 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::endpoint::BoxEndpoint;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Body, Endpoint};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// What a connection and its requests may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +66,11 @@ impl Default for Limits {
 /// Connections refused with an answer, at most, at once; beyond, refused ones are closed
 /// without a word.
 const REFUSING: usize = 64;
+/// The cap on connections to the metrics listener (a scraper or two).
+pub const METRICS_CONNECTIONS: usize = 16;
+/// File descriptors kept apart from the connection cap: the database and Redis pools, logs,
+/// refusals being written on both listeners, the metrics listener's connections.
+const FD_MARGIN: usize = 64 + 2 * REFUSING + METRICS_CONNECTIONS;
 /// How long a refusal may take to write.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 /// The answer beyond the connection cap.
@@ -74,8 +83,8 @@ content-length: 93\r\n\
 {\"code\":\"unavailable\",\"message\":\"The service is at its connection limit; retry in a moment.\"}";
 
 /// The default cap on connections: 1024, or fewer when the process may open fewer files
-/// (its soft `RLIMIT_NOFILE`, less a margin for the database, Redis and logs), so the cap
-/// is reached before the file descriptors run out.
+/// (its soft `RLIMIT_NOFILE`, less [`FD_MARGIN`]), so the cap is reached before the file
+/// descriptors run out.
 pub fn default_max_connections() -> usize {
     let soft = std::fs::read_to_string("/proc/self/limits")
         .ok()
@@ -87,28 +96,139 @@ pub fn default_max_connections() -> usize {
                 .and_then(|n| n.parse::<usize>().ok())
         });
     match soft {
-        Some(n) => n.saturating_sub(64).clamp(16, 1024),
+        Some(n) => n.saturating_sub(FD_MARGIN).clamp(16, 1024),
         None => 1024,
     }
 }
 
-/// When a connection was last read from or written to, and whether it sent anything yet.
+/// What a connection is doing, for its watchdog: when it last read or wrote a byte, and
+/// where its requests stand. Times are milliseconds since `started`.
 #[derive(Debug)]
 struct Activity {
     started: Instant,
-    last_ms: AtomicU64,
-    read_any: AtomicBool,
+    last_io_ms: AtomicU64,
+    /// When the last answer was written whole (or given up).
+    last_end_ms: AtomicU64,
+    /// Whether a request has started on it.
+    requested: AtomicBool,
+    /// Requests whose handler is running (reading the body included).
+    handling: AtomicUsize,
+    /// Answers whose body is still being written.
+    answering: AtomicUsize,
 }
 
 impl Activity {
-    fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            last_io_ms: AtomicU64::new(0),
+            last_end_ms: AtomicU64::new(0),
+            requested: AtomicBool::new(false),
+            handling: AtomicUsize::new(0),
+            answering: AtomicUsize::new(0),
+        }
     }
 
-    fn idle_for(&self) -> Duration {
-        let now = self.started.elapsed();
-        now.saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn touch(&self) {
+        self.last_io_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn since(&self, ms: &AtomicU64) -> Duration {
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(ms.load(Ordering::Relaxed)))
+    }
+
+    /// A request starts: its handler runs until the guard is dropped.
+    fn handling(self: &Arc<Self>) -> Handling {
+        self.requested.store(true, Ordering::Relaxed);
+        self.handling.fetch_add(1, Ordering::AcqRel);
+        Handling(self.clone())
+    }
+
+    /// Why the connection should be closed now, or how long until it may have to be.
+    fn verdict(&self, limits: &Limits) -> Result<Duration, &'static str> {
+        // The service's own work: bounded by its deadlines (the body timeout among them).
+        if self.handling.load(Ordering::Acquire) > 0 {
+            return Ok(limits.idle_timeout);
+        }
+        if self.answering.load(Ordering::Acquire) > 0 {
+            let idle = self.since(&self.last_io_ms);
+            return match limits.idle_timeout.checked_sub(idle) {
+                Some(left) if !left.is_zero() => Ok(left),
+                _ => Err("its client read nothing of an answer for the idle timeout"),
+            };
+        }
+        if !self.requested.load(Ordering::Relaxed) {
+            let age = self.started.elapsed();
+            return match limits.header_timeout.checked_sub(age) {
+                Some(left) if !left.is_zero() => Ok(left),
+                _ => Err("no request started within the header timeout"),
+            };
+        }
+        let idle = self.since(&self.last_end_ms);
+        match limits.idle_timeout.checked_sub(idle) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err("no request for the idle timeout"),
+        }
+    }
+}
+
+/// A request's handler at work.
+struct Handling(Arc<Activity>);
+
+impl Handling {
+    /// The handler answered: its answer is being written until the guard is dropped.
+    fn answering(self) -> Answering {
+        self.0.answering.fetch_add(1, Ordering::AcqRel);
+        Answering(self.0.clone())
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.handling.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An answer being written.
+struct Answering(Arc<Activity>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.last_end_ms.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.answering.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An answer's body, which holds its [`Answering`] until hyper has written it whole (or
+/// given it up) and drops it.
+struct TrackedBody<B> {
+    body: B,
+    _answering: Answering,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -127,7 +247,6 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read_any.store(true, Ordering::Relaxed);
             self.activity.touch();
         }
         polled
@@ -172,26 +291,13 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// Resolves when a connection should be closed: nothing received within the header
-/// timeout of its start, or nothing read or written for the idle timeout.
+/// Resolves when a connection should be closed (see [`Activity::verdict`]).
 async fn watchdog(activity: Arc<Activity>, limits: Limits) -> &'static str {
     loop {
-        let silent = !activity.read_any.load(Ordering::Relaxed);
-        if silent && activity.started.elapsed() >= limits.header_timeout {
-            return "sent nothing within the header timeout";
+        match activity.verdict(&limits) {
+            Ok(next) => tokio::time::sleep(next.max(Duration::from_millis(50))).await,
+            Err(why) => return why,
         }
-        let idle = activity.idle_for();
-        if idle >= limits.idle_timeout {
-            return "idle for the idle timeout";
-        }
-        let next = if silent {
-            limits
-                .header_timeout
-                .saturating_sub(activity.started.elapsed())
-        } else {
-            limits.idle_timeout.saturating_sub(idle)
-        };
-        tokio::time::sleep(next.max(Duration::from_millis(50))).await;
     }
 }
 
@@ -226,7 +332,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let refusing = Arc::new(Semaphore::new(REFUSING));
+    let refusing = Arc::new(Semaphore::new(REFUSING.min(limits.max_connections.max(1))));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -241,10 +347,11 @@ pub async fn run(
         .max_concurrent_streams(limits.http2_max_streams)
         .max_pending_accept_reset_streams(Some(32))
         .max_header_list_size(64 * 1024)
-        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_interval(Some((limits.idle_timeout / 3).min(Duration::from_secs(20))))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
+    let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -267,16 +374,13 @@ pub async fn run(
                 continue;
             }
         };
+        while tasks.try_join_next().is_some() {}
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             refuse(stream, &refusing);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity {
-            started: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            read_any: AtomicBool::new(false),
-        });
+        let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched {
             inner: stream,
             activity: activity.clone(),
@@ -284,7 +388,9 @@ pub async fn run(
         let endpoint = endpoint.clone();
         let local_addr = LocalAddr(poem::Addr::SocketAddr(local));
         let remote_addr = RemoteAddr(poem::Addr::SocketAddr(remote));
+        let requests = activity.clone();
         let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let handling = requests.handling();
             let endpoint = endpoint.clone();
             let deadline = tokio::time::Instant::now() + limits.body_timeout;
             let mut req: poem::Request = (
@@ -297,13 +403,17 @@ pub async fn run(
             let body = req.take_body();
             req.set_body(timed_body(body, deadline));
             async move {
-                let resp = endpoint.get_response(req).await;
-                Ok::<_, Infallible>(hyper::Response::from(resp))
+                let resp = hyper::Response::from(endpoint.get_response(req).await);
+                let answering = handling.answering();
+                Ok::<_, Infallible>(resp.map(|body| TrackedBody {
+                    body,
+                    _answering: answering,
+                }))
             }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let conn = builder.serve_connection_with_upgrades(io, service);
             let conn = watcher.watch(conn);
             tokio::select! {
@@ -324,6 +434,7 @@ pub async fn run(
         .await
         .is_err()
     {
+        tasks.abort_all();
         tracing::warn!(
             grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
             "the shutdown grace ran out: connections still open were closed"
@@ -343,7 +454,12 @@ fn refuse(mut stream: TcpStream, refusing: &Arc<Semaphore>) {
     tokio::spawn(async move {
         let _ = tokio::time::timeout(REFUSAL_WRITE, async {
             stream.write_all(REFUSAL).await?;
-            stream.shutdown().await
+            stream.shutdown().await?;
+            // Read what the client sent until it closes too: closing with its request
+            // unread would reset the connection, and the client could lose the answer.
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, io::Error>(())
         })
         .await;
         drop(permit);

@@ -161,8 +161,8 @@ pub struct ServeSettings {
     #[arg(long, env = "LARDER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
-    /// How long a request's headers may take to arrive (also how long a connection may
-    /// wait between requests, or before its first byte).
+    /// How long a request's headers may take to arrive (also how long a new connection may
+    /// take to start its first request).
     #[arg(long, env = "LARDER_HEADER_TIMEOUT", default_value = "10s")]
     pub header_timeout: String,
 
@@ -170,7 +170,8 @@ pub struct ServeSettings {
     #[arg(long, env = "LARDER_BODY_TIMEOUT", default_value = "30s")]
     pub body_timeout: String,
 
-    /// How long a connection may go without anything read or written before it is closed.
+    /// How long a connection may go without a request (HTTP/2 pings do not count), or
+    /// without its client reading any of an answer, before it is closed.
     #[arg(long, env = "LARDER_IDLE_TIMEOUT", default_value = "60s")]
     pub idle_timeout: String,
 
