@@ -56,8 +56,6 @@ pub enum Refusal {
     InvalidPayload,
     /// 413: the body is over the limit.
     PayloadTooLarge,
-    /// 429: too many unverified deliveries for the app just now; retry in a minute.
-    TooManyRequests,
     /// 503: it could not be recorded; retry later.
     Unavailable,
     /// 503: it was recorded as `failed`, nothing of it applied; retry later.
@@ -71,7 +69,6 @@ impl Refusal {
             Refusal::SecretMismatch => StatusCode::UNAUTHORIZED,
             Refusal::InvalidPayload => StatusCode::BAD_REQUEST,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Refusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Refusal::Unavailable | Refusal::Failed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -83,7 +80,6 @@ impl Refusal {
             Refusal::SecretMismatch => "secret_mismatch",
             Refusal::InvalidPayload => "invalid_payload",
             Refusal::PayloadTooLarge => "payload_too_large",
-            Refusal::TooManyRequests => "rate_limited",
             Refusal::Unavailable | Refusal::Failed => "unavailable",
         }
     }
@@ -106,6 +102,9 @@ pub enum Reply {
         status: DeliveryStatus,
         delivery_id: DeliveryId,
     },
+    /// 200, without an activity entry: a ping beyond the app's budget of unverified
+    /// deliveries (ThriveCart saves a URL only when its check gets a 2xx).
+    Unrecorded { status: DeliveryStatus },
     /// Not accepted; `delivery_id` is its activity entry when the refusal was recorded.
     Refused {
         refusal: Refusal,
@@ -153,7 +152,7 @@ impl Reply {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Reply::Recorded { .. } => StatusCode::OK,
+            Reply::Recorded { .. } | Reply::Unrecorded { .. } => StatusCode::OK,
             Reply::Refused { refusal, .. } => refusal.status(),
         }
     }
@@ -161,7 +160,7 @@ impl Reply {
     /// The delivery status or the error code: what metrics and spans count it as.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Reply::Recorded { status, .. } => status.as_str(),
+            Reply::Recorded { status, .. } | Reply::Unrecorded { status } => status.as_str(),
             Reply::Refused { refusal, .. } => refusal.outcome(),
         }
     }
@@ -241,6 +240,12 @@ fn unverified_summary(doc: &Value, bytes: usize) -> Value {
         "head": head,
         "note": "only the start of an unverified delivery is kept",
     })
+}
+
+/// Keeps only the summary of the delivery's stored copy (already without the secret word).
+fn summarize(record: &mut NewDelivery, bytes: usize) {
+    let kept = record.payload.take().unwrap_or(Value::Null);
+    record.payload = Some(unverified_summary(&kept, bytes));
 }
 
 /// Replaces every text equal to the secret word, wherever it stands (a copy in another
@@ -361,19 +366,17 @@ impl Gateway {
         let (doc, secret) = self.decode(record, content_type, body).await?;
         if record.event.is_none() {
             // ThriveCart checks a URL with a POST before saving it: no event, maybe no secret.
-            record.payload = Some(unverified_summary(&doc, body.len()));
+            summarize(record, body.len());
             if !self.unverified_budget(live.app_id).await {
-                return ControlFlow::Break(Reply::refused(
-                    Refusal::TooManyRequests,
-                    format!("Too many pings for this URL; retry in a minute. {NOT_RECORDED}"),
-                    None,
-                ));
+                return ControlFlow::Break(Reply::Unrecorded {
+                    status: DeliveryStatus::Ping,
+                });
             }
             return self
                 .answer(record, DeliveryStatus::Ping, "Ping: nothing to apply.")
                 .await;
         }
-        self.verify(live, record, secret.as_deref(), &doc, body.len())
+        self.verify(live, record, secret.as_deref(), body.len())
             .await?;
         let delivery = self.parse(record, &doc).await?;
         let fingerprint = thrivecart::fingerprint(&doc);
@@ -409,20 +412,23 @@ impl Gateway {
                         None,
                     ));
                 }
-                return self.invalid(record, &message).await;
+                return self.record_invalid(record, &message).await;
             }
         };
         thrivecart::strip_nul_json(&mut doc);
         let secret = field(&doc, &[thrivecart::SECRET_FIELD]).map(str::to_owned);
         thrivecart::redact_secret(&mut doc);
-        if let Some(secret) = &secret {
-            scrub(&mut doc, secret);
-        }
         record.event = thrivecart::event_name(&doc).map(str::to_owned);
         record.mode = thrivecart::declared_mode(&doc);
         record.order_id = field(&doc, &["order_id"]).map(str::to_owned);
         record.customer_email = customer_email(&doc);
-        record.payload = Some(doc.clone());
+        // The stored copy loses any other copy of the secret word too; the delivery itself
+        // is read as it came.
+        let mut kept = doc.clone();
+        if let Some(secret) = &secret {
+            scrub(&mut kept, secret);
+        }
+        record.payload = Some(kept);
         ControlFlow::Continue((doc, secret))
     }
 
@@ -457,7 +463,6 @@ impl Gateway {
         live: &LiveIntegration,
         record: &mut NewDelivery,
         secret: Option<&str>,
-        doc: &Value,
         bytes: usize,
     ) -> Step<()> {
         let Some(hash) = &live.secret_word_hash else {
@@ -472,7 +477,7 @@ impl Gateway {
         } else {
             "Rejected: the delivery carries no secret word."
         };
-        record.payload = Some(unverified_summary(doc, bytes));
+        summarize(record, bytes);
         if !self.unverified_budget(live.app_id).await {
             return ControlFlow::Break(Reply::refused(
                 Refusal::SecretMismatch,
@@ -649,7 +654,24 @@ impl Gateway {
         })
     }
 
-    async fn invalid<T>(&self, record: &NewDelivery, message: &str) -> Step<T> {
+    /// Records an invalid delivery and refuses it. One nobody vouched for (the app has no
+    /// secret word) keeps only its start, within the app's budget of unverified deliveries.
+    async fn invalid<T>(&self, record: &mut NewDelivery, message: &str) -> Step<T> {
+        if !record.verified {
+            let bytes = record.payload.as_ref().map_or(0, |p| p.to_string().len());
+            summarize(record, bytes);
+            if !self.unverified_budget(record.app_id).await {
+                return ControlFlow::Break(Reply::refused(
+                    Refusal::InvalidPayload,
+                    format!("{message} {NOT_RECORDED}"),
+                    None,
+                ));
+            }
+        }
+        self.record_invalid(record, message).await
+    }
+
+    async fn record_invalid<T>(&self, record: &NewDelivery, message: &str) -> Step<T> {
         ControlFlow::Break(
             match self.record(record, DeliveryStatus::Invalid, message).await {
                 Some(id) => Reply::refused(Refusal::InvalidPayload, message, Some(id)),

@@ -388,7 +388,7 @@ async fn beyond_the_connection_cap_connections_are_refused_clearly() {
 
 #[tokio::test]
 async fn with_few_file_descriptors_a_flood_of_half_open_connections_passes() {
-    // 256 files, as a small container may give: the cap (96) stays under it.
+    // 256 files, as a small container may give: the cap (48) stays under it.
     let mut l = start(&[], &["prlimit", "--nofile=256:256", "--"]).await;
     let pid = l.child.id();
     let mut flood = Vec::new();
