@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -33,6 +34,19 @@ pub enum CacheError {
     Timeout,
     #[error("cache skipped: Redis failed just before (circuit open)")]
     CircuitOpen,
+}
+
+impl CacheError {
+    /// Logs a failed cache call the caller works around: a warning, except for one that
+    /// skipped Redis on purpose (the breaker's warning already said Redis is failing), so
+    /// an outage does not log a line per request.
+    pub fn log(&self, what: &'static str) {
+        if matches!(self, CacheError::CircuitOpen) {
+            tracing::debug!(error = %self, "{what}");
+        } else {
+            tracing::warn!(error = %self, "{what}");
+        }
+    }
 }
 
 /// The most one Redis command may take before the caller goes to the database instead.
@@ -71,9 +85,15 @@ enum Circuit {
     Open {
         until: Instant,
     },
-    /// One probe is on its way; the rest still skip.
-    Probing,
+    /// One probe is on its way; the rest still skip. A probe that never reports (its
+    /// caller went away) is given up after [`PROBE_GIVEN_UP`], and another may go.
+    Probing {
+        since: Instant,
+    },
 }
+
+/// How long a probe may go unreported before another is let through.
+const PROBE_GIVEN_UP: Duration = Duration::from_millis(2 * COMMAND_DEADLINE.as_millis() as u64);
 
 #[derive(Debug)]
 struct Breaker(std::sync::Mutex<Circuit>);
@@ -91,15 +111,29 @@ impl Breaker {
 
     /// Whether a command may go to Redis now.
     fn allow(&self) -> bool {
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> bool {
         let mut circuit = self.lock();
         match *circuit {
             Circuit::Closed { .. } => true,
-            Circuit::Open { until } if Instant::now() >= until => {
-                *circuit = Circuit::Probing;
+            Circuit::Open { until } if now >= until => {
+                *circuit = Circuit::Probing { since: now };
                 true
             }
-            Circuit::Open { .. } | Circuit::Probing => false,
+            Circuit::Probing { since }
+                if now.saturating_duration_since(since) >= PROBE_GIVEN_UP =>
+            {
+                *circuit = Circuit::Probing { since: now };
+                true
+            }
+            Circuit::Open { .. } | Circuit::Probing { .. } => false,
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(*self.lock(), Circuit::Closed { .. })
     }
 
     fn succeeded(&self) {
@@ -191,6 +225,48 @@ pub struct RedisCache {
     breakers: Arc<Vec<Breaker>>,
     /// Counters while Redis is skipped: limits hold per process meanwhile.
     local: MemoryCache,
+    /// Invalidations Redis did not take, to make once it answers again.
+    pending: Arc<PendingDeletes>,
+}
+
+/// Keys whose deletion failed. A stale entry left in Redis would outlive the outage (a
+/// revoked key working again for its TTL once Redis is back), so each is deleted as soon
+/// as a command to its part of Redis succeeds.
+#[derive(Debug, Default)]
+struct PendingDeletes {
+    any: AtomicBool,
+    keys: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Invalidations remembered at most; beyond, the entries expire on their own.
+const MAX_PENDING_DELETES: usize = 10_000;
+
+impl PendingDeletes {
+    fn remember(&self, key: String) {
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys.len() < MAX_PENDING_DELETES {
+            keys.insert(key);
+            self.any.store(true, Ordering::Release);
+        } else {
+            tracing::error!(
+                "too many cache invalidations waiting for Redis; entries expire on their own"
+            );
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        if !self.any.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .collect()
+    }
 }
 
 /// One Redis, or a cluster's nodes, behind one connection type.
@@ -270,6 +346,7 @@ impl RedisCache {
             prefix: prefix.into(),
             breakers: Arc::new((0..groups).map(|_| Breaker::new()).collect()),
             local: MemoryCache::new(100_000),
+            pending: Arc::default(),
         }
     }
 
@@ -301,6 +378,7 @@ impl RedisCache {
         match tokio::time::timeout(COMMAND_DEADLINE, command).await {
             Ok(Ok(value)) => {
                 breaker.succeeded();
+                self.delete_pending().await;
                 Ok(value)
             }
             Ok(Err(err)) => {
@@ -310,6 +388,37 @@ impl RedisCache {
             Err(_) => {
                 breaker.failed();
                 Err(CacheError::Timeout)
+            }
+        }
+    }
+
+    /// Deletes `key` now, breaker or not (within [`COMMAND_DEADLINE`]), telling its breaker
+    /// how it went.
+    async fn delete_now(&self, key: &str) -> CacheResult<()> {
+        let breaker = self.breaker(key);
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(COMMAND_DEADLINE, conn.del::<_, ()>(key)).await {
+            Ok(Ok(())) => {
+                breaker.succeeded();
+                Ok(())
+            }
+            Ok(Err(err)) => {
+                breaker.failed();
+                Err(CacheError::Redis(err))
+            }
+            Err(_) => {
+                breaker.failed();
+                Err(CacheError::Timeout)
+            }
+        }
+    }
+
+    /// Makes the invalidations Redis missed, those whose part of Redis answers now.
+    async fn delete_pending(&self) {
+        for key in self.pending.take() {
+            let done = self.breaker(&key).is_closed() && self.delete_now(&key).await.is_ok();
+            if !done {
+                self.pending.remember(key);
             }
         }
     }
@@ -462,11 +571,20 @@ impl Cache for RedisCache {
         Ok(stored.is_some())
     }
 
+    /// Deletions are invalidations: tried even while the breaker skips Redis, and
+    /// remembered when they fail, to be made once Redis answers again.
     async fn delete(&self, key: &str) -> CacheResult<()> {
-        let mut conn = self.conn.clone();
         let key = self.key(key);
-        let () = self.guarded(&key, conn.del(&key)).await?;
-        Ok(())
+        match self.delete_now(&key).await {
+            Ok(()) => {
+                self.delete_pending().await;
+                Ok(())
+            }
+            Err(err) => {
+                self.pending.remember(key);
+                Err(err)
+            }
+        }
     }
 
     async fn add(&self, key: &str, delta: i64, window: Duration) -> CacheResult<(i64, Duration)> {
@@ -497,9 +615,19 @@ impl Cache for RedisCache {
                 count,
                 Duration::from_millis(u64::try_from(left).unwrap_or(0)),
             )),
-            // Limits keep counting, in this process, while Redis does not answer.
+            // Limits keep counting, in this process, while Redis does not answer. What is
+            // given back here may have been taken in Redis: never below zero.
             Err(err) => {
                 tracing::debug!(error = %err, "counting in this process while Redis fails");
+                let delta = if delta < 0 {
+                    let (count, left) = self.local.counter(key).await?;
+                    if count <= 0 {
+                        return Ok((count, left));
+                    }
+                    delta.max(-count)
+                } else {
+                    delta
+                };
                 self.local.add(key, delta, window).await
             }
         }
@@ -852,6 +980,7 @@ mod tests {
         let cache = RedisCache::connect(&redis.url(), "x:").await.unwrap();
         let ttl = Duration::from_secs(60);
         cache.set("k", "v", ttl).await.unwrap();
+        cache.set("revoked", "v", ttl).await.unwrap();
         assert_eq!(cache.add("n", 1, ttl).await.unwrap().0, 1);
         redis.hang();
         let started = Instant::now();
@@ -871,9 +1000,16 @@ mod tests {
             "{:?}",
             skipped.elapsed()
         );
-        // Counters count in the process meanwhile (limits hold).
+        // Counters count in the process meanwhile (limits hold), never below zero.
         assert_eq!(cache.add("local", 1, ttl).await.unwrap().0, 1);
         assert_eq!(cache.add("local", 1, ttl).await.unwrap().0, 2);
+        for left in [1, 0, 0] {
+            assert_eq!(cache.add("local", -1, ttl).await.unwrap().0, left);
+        }
+        // An invalidation is tried anyway (within the deadline), and kept for later.
+        let one = Instant::now();
+        assert!(cache.delete("revoked").await.is_err());
+        assert!(one.elapsed() < COMMAND_DEADLINE + Duration::from_millis(200));
         // /readyz asks Redis itself, and hears nothing.
         assert!(cache.ping().await.is_err());
         assert!(
@@ -891,6 +1027,26 @@ mod tests {
         assert!(!cache.circuit_open());
         assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
         assert_eq!(cache.add("n", 1, ttl).await.unwrap().0, 2);
+        // The invalidation Redis missed was made once it answered.
+        assert_eq!(cache.get("revoked").await.unwrap(), None);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_given_up() {
+        let breaker = Breaker::new();
+        for _ in 0..FAILURES_TO_OPEN {
+            breaker.failed();
+        }
+        let opened = Instant::now();
+        assert!(!breaker.allow_at(opened));
+        let due = opened + OPEN_FOR + Duration::from_millis(1);
+        assert!(breaker.allow_at(due), "the probe");
+        assert!(!breaker.allow_at(due), "one probe at a time");
+        // Its caller went away: it never reports. Another goes after a while.
+        assert!(!breaker.allow_at(due + PROBE_GIVEN_UP - Duration::from_millis(1)));
+        assert!(breaker.allow_at(due + PROBE_GIVEN_UP));
+        breaker.succeeded();
+        assert!(breaker.is_closed());
     }
 
     #[test]

@@ -450,7 +450,7 @@ impl Gateway {
                 within
             }
             Err(err) => {
-                tracing::warn!(error = %err, "could not count an unverified delivery");
+                err.log("could not count an unverified delivery");
                 true
             }
         }
@@ -528,7 +528,7 @@ impl Gateway {
             Ok(Some(_)) => Lookup::Hit,
             Ok(None) => Lookup::Miss,
             Err(err) => {
-                tracing::warn!(error = %err, "idempotency cache read failed; the database decides");
+                err.log("idempotency cache read failed; the database decides");
                 Lookup::Error
             }
         };
@@ -590,7 +590,7 @@ impl Gateway {
                         ))
                         .await
                 {
-                    tracing::warn!(error = %err, "could not cache a delivery fingerprint");
+                    err.log("could not cache a delivery fingerprint");
                 }
                 Reply::Recorded {
                     status: done.status,

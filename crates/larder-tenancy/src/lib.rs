@@ -561,7 +561,7 @@ impl Tenancy {
         let (shared, mut result) = match self.shared.get(cache_key).await {
             Ok(hit) => (hit, Lookup::Miss),
             Err(err) => {
-                tracing::warn!(error = %err, "cache read failed; asking the database");
+                err.log("cache read failed; asking the database");
                 (None, Lookup::Error)
             }
         };
@@ -582,7 +582,7 @@ impl Tenancy {
                         .unwrap_or(text),
                     Ok(true) => text,
                     Err(err) => {
-                        tracing::warn!(error = %err, "cache write failed");
+                        err.log("cache write failed");
                         text
                     }
                 };
@@ -658,7 +658,7 @@ impl Tenancy {
         match self.shared.get(cache_key).await {
             Ok(hit) => hit,
             Err(err) => {
-                tracing::warn!(error = %err, "cache read failed; asking the database");
+                err.log("cache read failed; asking the database");
                 None
             }
         }
