@@ -70,9 +70,20 @@ impl PgStore {
     }
 }
 
+/// Whether a SQLSTATE says the server cannot serve now (it is shutting down, starting,
+/// full, or the connection broke), rather than that the statement was wrong.
+fn server_unavailable(code: &str) -> bool {
+    code.starts_with("08") // connection exception
+        || code.starts_with("57P") // admin or crash shutdown, cannot connect now
+        || code == "53300" // too many connections
+}
+
 /// Maps a database error to what it means for the caller.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match &err {
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| server_unavailable(&c)) => {
+            StoreError::Unavailable(err.into())
+        }
         sqlx::Error::Database(db) => {
             match (db.kind(), db.constraint()) {
                 (sqlx::error::ErrorKind::UniqueViolation, Some(c)) => match c {
@@ -167,5 +178,20 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_unavailable;
+
+    #[test]
+    fn a_server_going_away_is_unavailable_not_a_bad_statement() {
+        for code in ["57P01", "57P02", "57P03", "08006", "08001", "53300"] {
+            assert!(server_unavailable(code), "{code}");
+        }
+        for code in ["23505", "23503", "42P01", "22P05", "40001"] {
+            assert!(!server_unavailable(code), "{code}");
+        }
     }
 }
