@@ -7,6 +7,7 @@
 //! entry that many places from the end; with none, the header is ignored.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use poem::Request;
 
@@ -14,6 +15,9 @@ use poem::Request;
 pub fn client_address(req: &Request, trusted_proxies: usize) -> Option<IpAddr> {
     let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
     if trusted_proxies == 0 {
+        if req.headers().contains_key("x-forwarded-for") {
+            warn_once_of_untrusted_proxies();
+        }
         return peer;
     }
     let forwarded: Vec<&str> = req
@@ -25,6 +29,18 @@ pub fn client_address(req: &Request, trusted_proxies: usize) -> Option<IpAddr> {
         .map(str::trim)
         .collect();
     forwarded_client(&forwarded, trusted_proxies).or(peer)
+}
+
+/// Requests come through a proxy Larder was not told of: each client counts as the proxy.
+fn warn_once_of_untrusted_proxies() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "requests carry X-Forwarded-For but LARDER_TRUSTED_PROXIES is 0: per-address \
+             limits count every client behind a proxy as the proxy; set it to the number of \
+             proxies in front of Larder"
+        );
+    }
 }
 
 /// The entry of `forwarded` (oldest first) that the outermost of `trusted_proxies` proxies

@@ -10,6 +10,10 @@
 //!
 //! The per-email counts are kept whether or not the email is a member's, so a refusal
 //! tells nobody whether it is. Without a working counter, nothing is sent (fail closed).
+//! An IPv6 client counts by its /64 (one subscriber's block), so rotating addresses within
+//! it does not reset its count. Behind proxies the client's address is only known when
+//! `LARDER_TRUSTED_PROXIES` says how many there are: otherwise every client counts as the
+//! proxy, and 50 failures from anyone hold back every sign-in for 15 minutes.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -35,8 +39,22 @@ pub fn sign_in_key(app: AppId, email: &str) -> String {
     format!("login:{app}:{}", secrets::hash_token(email))
 }
 
+/// What a client address counts as: itself, or for IPv6 its /64.
+fn address_block(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 fn sign_in_address_key(address: IpAddr) -> String {
-    format!("login-ip:{}", secrets::hash_token(&address.to_string()))
+    format!("login-ip:{}", secrets::hash_token(&address_block(address)))
 }
 
 /// The places a sign-in attempt holds in its counters until it is known to have failed.
@@ -105,7 +123,7 @@ fn link_email_key(app: AppId, email: &str) -> String {
 }
 
 fn link_address_key(address: IpAddr) -> String {
-    format!("links-ip:{}", secrets::hash_token(&address.to_string()))
+    format!("links-ip:{}", secrets::hash_token(&address_block(address)))
 }
 
 /// Counts one request against `key`; 429 with `Retry-After` when it is over `limit`.
@@ -152,6 +170,17 @@ pub async fn take_link_request(
 mod tests {
     use super::*;
     use larder_cache::MemoryCache;
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_block() {
+        let key = |a: &str| sign_in_address_key(a.parse().expect("an address"));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
+        assert_ne!(key("203.0.113.7"), key("203.0.113.8"));
+        let link = |a: &str| link_address_key(a.parse().expect("an address"));
+        assert_eq!(link("2001:db8::1"), link("2001:db8::2"));
+    }
 
     #[tokio::test]
     async fn five_links_per_email_and_twenty_per_address() {

@@ -99,6 +99,26 @@ fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// The Service ThriveCart and members reach, and the one `/metrics` is scraped on.
+fn services(docs: &[Value]) -> (&Value, &Value) {
+    let services = all(docs, "Service");
+    assert_eq!(services.len(), 2, "a public Service and a metrics one");
+    let metrics = |s: &Value| {
+        s["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("-metrics"))
+    };
+    let public = services
+        .iter()
+        .find(|s| !metrics(s))
+        .expect("the public one");
+    let scraped = services
+        .iter()
+        .find(|s| metrics(s))
+        .expect("the metrics one");
+    (public, scraped)
+}
+
 /// A Secret's value, decoded.
 fn decode(base64: &str) -> String {
     let out = Command::new("base64")
@@ -279,7 +299,10 @@ fn pods_are_probed_drained_and_locked_down() {
     );
     let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
     let checksum = annotations["checksum/config"].as_str().unwrap().to_owned();
-    assert_eq!(one(&docs, "Service")["spec"]["ports"][0]["name"], "http");
+    let (public, scraped) = services(&docs);
+    assert_eq!(public["spec"]["ports"][0]["name"], "http");
+    assert_eq!(public["spec"]["ports"].as_array().unwrap().len(), 1);
+    assert_eq!(scraped["spec"]["type"], "ClusterIP");
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert!(find(&docs, "HorizontalPodAutoscaler").is_none());
 
@@ -300,7 +323,8 @@ fn pods_are_probed_drained_and_locked_down() {
         !selector.is_empty() && selector.iter().all(|(k, v)| &labels[k] == v)
     };
     let selectors = [
-        &one(&docs, "Service")["spec"]["selector"],
+        &public["spec"]["selector"],
+        &scraped["spec"]["selector"],
         &deployment["spec"]["selector"]["matchLabels"],
         &one(&docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
         &pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"],
@@ -352,6 +376,20 @@ fn an_existing_secret_replaces_the_charts_own() {
     assert_eq!(config["LARDER_PUBLIC_URL"], "https://members.example.org");
     assert_eq!(config["LARDER_TRUSTED_PROXIES"], "2");
     assert_eq!(config["LARDER_MAIL_FROM"], "members@example.org");
+    // Unset, the proxies are the chart's ingress controller, or none without it.
+    let defaults = value_set("defaults-values.yaml");
+    for (ingress, proxies) in [("false", "0"), ("true", "1")] {
+        let docs = render(&[
+            "-f",
+            &defaults,
+            "--set",
+            &format!("ingress.enabled={ingress}"),
+        ]);
+        assert_eq!(
+            one(&docs, "ConfigMap")["data"]["LARDER_TRUSTED_PROXIES"],
+            proxies
+        );
+    }
 }
 
 #[test]
@@ -417,9 +455,13 @@ fn scaling_objects_render_with_the_apis_they_need() {
             .len(),
         2
     );
-    // The metrics port is open too, to any pod unless metrics.from says otherwise.
+    // The metrics port is open too, to pods of any namespace (nothing from outside the
+    // cluster) unless metrics.from says otherwise.
     assert_eq!(policy["spec"]["ingress"][1]["ports"][0]["port"], "metrics");
-    assert!(policy["spec"]["ingress"][1]["from"].is_null());
+    assert_eq!(
+        policy["spec"]["ingress"][1]["from"],
+        serde_json::json!([{"namespaceSelector": {}}])
+    );
     // Scraped on the port that serves /metrics without a token.
     let monitor = one(&docs, "ServiceMonitor");
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
@@ -431,7 +473,25 @@ fn scaling_objects_render_with_the_apis_they_need() {
     let ports = &container(one(&docs, "Deployment"))["ports"];
     assert_eq!(ports[1]["name"], "metrics");
     assert_eq!(ports[1]["containerPort"], 9090);
-    assert_eq!(one(&docs, "Service")["spec"]["ports"][1]["name"], "metrics");
+    // On a Service of its own, inside the cluster, whatever type the public one has; the
+    // ServiceMonitor selects it and not the public one.
+    let (public, scraped) = services(&docs);
+    assert_eq!(scraped["spec"]["ports"][0]["name"], "metrics");
+    assert_eq!(scraped["spec"]["type"], "ClusterIP");
+    let chosen = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    let picks = |s: &Value| chosen.iter().all(|(k, v)| &s["metadata"]["labels"][k] == v);
+    assert!(picks(scraped) && !picks(public));
+    let exposed = render(&[
+        "-f",
+        &value_set("scaling-values.yaml"),
+        "--set",
+        "service.type=LoadBalancer",
+    ]);
+    let (public, scraped) = services(&exposed);
+    assert_eq!(public["spec"]["type"], "LoadBalancer");
+    assert_eq!(scraped["spec"]["type"], "ClusterIP");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
     // The migration goes straight to PostgreSQL while the pods use PgBouncer.

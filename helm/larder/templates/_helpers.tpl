@@ -99,3 +99,13 @@ capabilities:
   drop:
     - ALL
 {{- end }}
+
+{{/* Proxies in front of the pods: as set, or when unset one with the chart's ingress
+(the controller appends the address it saw) and none without. */}}
+{{- define "larder.trustedProxies" -}}
+{{- if kindIs "invalid" .Values.trustedProxies -}}
+{{- if .Values.ingress.enabled }}1{{ else }}0{{ end -}}
+{{- else -}}
+{{- .Values.trustedProxies -}}
+{{- end -}}
+{{- end }}
