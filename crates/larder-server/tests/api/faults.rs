@@ -352,8 +352,9 @@ async fn postgres_stopped_and_started_again_in_a_burst_loses_nothing() {
     let pg = &world.pg;
     let seen = burst(&world, bases, |probe| async move {
         probe.after(30).await;
-        probe.set_down(true);
+        // Down once it has stopped: a delivery sent before may still have committed.
         tokio::task::block_in_place(|| pg.stop_immediately());
+        probe.set_down(true);
         tokio::time::sleep(Duration::from_secs(3)).await;
         probe.set_down(false);
         tokio::task::block_in_place(|| pg.start_again());
