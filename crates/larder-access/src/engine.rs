@@ -565,7 +565,8 @@ fn lifecycle(
             ItemStatus::Paused => EffectKind::Paused,
             ItemStatus::Active => EffectKind::Restored,
         })
-    } else if next.status != ItemStatus::Revoked && next.past_due != state.past_due {
+    } else if next.status == ItemStatus::Active && next.past_due != state.past_due {
+        // (A paused item's payment standing changes nothing of its access until it resumes.)
         Some(if next.past_due {
             EffectKind::PastDue
         } else {

@@ -285,6 +285,32 @@ fn a_pause_followed_by_an_older_payment_stays_paused() {
 }
 
 #[test]
+fn payments_while_paused_change_nothing_of_access() {
+    use larder_testkit::fixtures::{jordans_failed_rebill, moved};
+    const T0: i64 = 1_772_529_160;
+    const DAY: i64 = 86_400;
+    let mut w = World::new(&ALL);
+    w.apply("02-order-success-bump-and-upsell");
+    w.apply_delivery(
+        parse_delivery(&moved("05-order-subscription-paused", T0 + 10 * DAY))
+            .unwrap()
+            .unwrap(),
+    );
+    // A failed rebill and then a renewal, both after the pause: remembered, no effect (the
+    // grants stay paused, neither "past due" nor "restored").
+    for doc in [
+        jordans_failed_rebill(T0 + 31 * DAY),
+        moved("03-order-subscription-payment", T0 + 33 * DAY),
+    ] {
+        let p = w.apply_delivery(parse_delivery(&doc).unwrap().unwrap());
+        assert_eq!(p.status, PlanStatus::Ignored, "{}", p.message);
+        assert!(p.effects.is_empty(), "{:?}", p.effects);
+        assert!(p.message.contains("pause"), "{}", p.message);
+        assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Paused));
+    }
+}
+
+#[test]
 fn unmapped_purchases_create_no_member() {
     let mut w = World::new(&["product-99"]);
     let p = w.apply("02-order-success-bump-and-upsell");
