@@ -56,6 +56,8 @@ pub enum Refusal {
     InvalidPayload,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 429: too many unverified deliveries for the app just now; retry in a minute.
+    TooManyRequests,
     /// 503: it could not be recorded; retry later.
     Unavailable,
     /// 503: it was recorded as `failed`, nothing of it applied; retry later.
@@ -69,6 +71,7 @@ impl Refusal {
             Refusal::SecretMismatch => StatusCode::UNAUTHORIZED,
             Refusal::InvalidPayload => StatusCode::BAD_REQUEST,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Refusal::Unavailable | Refusal::Failed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -80,6 +83,7 @@ impl Refusal {
             Refusal::SecretMismatch => "secret_mismatch",
             Refusal::InvalidPayload => "invalid_payload",
             Refusal::PayloadTooLarge => "payload_too_large",
+            Refusal::TooManyRequests => "rate_limited",
             Refusal::Unavailable | Refusal::Failed => "unavailable",
         }
     }
@@ -102,9 +106,6 @@ pub enum Reply {
         status: DeliveryStatus,
         delivery_id: DeliveryId,
     },
-    /// 200, without an activity entry: a ping beyond the app's budget of unverified
-    /// deliveries (ThriveCart saves a URL only when its check gets a 2xx).
-    Unrecorded { status: DeliveryStatus },
     /// Not accepted; `delivery_id` is its activity entry when the refusal was recorded.
     Refused {
         refusal: Refusal,
@@ -152,7 +153,7 @@ impl Reply {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Reply::Recorded { .. } | Reply::Unrecorded { .. } => StatusCode::OK,
+            Reply::Recorded { .. } => StatusCode::OK,
             Reply::Refused { refusal, .. } => refusal.status(),
         }
     }
@@ -160,7 +161,7 @@ impl Reply {
     /// The delivery status or the error code: what metrics and spans count it as.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Reply::Recorded { status, .. } | Reply::Unrecorded { status } => status.as_str(),
+            Reply::Recorded { status, .. } => status.as_str(),
             Reply::Refused { refusal, .. } => refusal.outcome(),
         }
     }
@@ -366,11 +367,23 @@ impl Gateway {
         let (doc, secret) = self.decode(record, content_type, body).await?;
         if record.event.is_none() {
             // ThriveCart checks a URL with a POST before saving it: no event, maybe no secret.
+            // One with the app's secret word is always recorded (and so answered 200);
+            // others only within the app's budget, so a stranger with the URL can neither
+            // fill the log nor, beyond it, get more than a 429.
             summarize(record, body.len());
-            if !self.unverified_budget(live.app_id).await {
-                return ControlFlow::Break(Reply::Unrecorded {
-                    status: DeliveryStatus::Ping,
-                });
+            let vouched = live
+                .secret_word_hash
+                .as_ref()
+                .zip(secret.as_deref())
+                .is_some_and(|(hash, word)| secrets::verify_secret_word(word, hash));
+            if vouched {
+                record.verified = true;
+            } else if !self.unverified_budget(live.app_id).await {
+                return ControlFlow::Break(Reply::refused(
+                    Refusal::TooManyRequests,
+                    format!("Too many pings for this URL; retry in a minute. {NOT_RECORDED}"),
+                    None,
+                ));
             }
             return self
                 .answer(record, DeliveryStatus::Ping, "Ping: nothing to apply.")

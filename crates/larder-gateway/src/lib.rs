@@ -75,17 +75,15 @@ pub enum ReceiptStatus {
 #[oai(example)]
 pub struct DeliveryReceipt {
     pub status: ReceiptStatus,
-    /// The id of its activity entry; absent only for a ping beyond the app's budget of 30
-    /// unverified deliveries a minute, answered without a record.
-    #[oai(skip_serializing_if_is_none)]
-    pub delivery_id: Option<String>,
+    /// The id of its activity entry.
+    pub delivery_id: String,
 }
 
 impl poem_openapi::types::Example for DeliveryReceipt {
     fn example() -> Self {
         Self {
             status: ReceiptStatus::Applied,
-            delivery_id: Some("01a21af4-c5d8-7242-a47f-2353fee99c4f".into()),
+            delivery_id: "01a21af4-c5d8-7242-a47f-2353fee99c4f".into(),
         }
     }
 }
@@ -255,6 +253,7 @@ fn error_code(refusal: Refusal) -> ErrorCode {
         Refusal::SecretMismatch => ErrorCode::SecretMismatch,
         Refusal::InvalidPayload => ErrorCode::InvalidPayload,
         Refusal::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+        Refusal::TooManyRequests => ErrorCode::RateLimited,
         Refusal::Unavailable | Refusal::Failed => ErrorCode::Unavailable,
     }
 }
@@ -278,7 +277,7 @@ fn receipt_status(status: DeliveryStatus) -> ReceiptStatus {
 #[derive(Debug)]
 pub struct Receipt(pub Reply);
 
-const RECEIPT_ERRORS: [(u16, &str); 5] = [
+const RECEIPT_ERRORS: [(u16, &str); 6] = [
     (
         400,
         "`invalid_payload`: the body cannot be decoded, or a known event lacks what it needs \
@@ -288,10 +287,16 @@ const RECEIPT_ERRORS: [(u16, &str); 5] = [
         401,
         "`secret_mismatch`: the app has a secret word and the delivery's `thrivecart_secret` \
          differs or is missing (recorded as `rejected`, with only the start of the body, \
-         within the app's budget of 30 unverified deliveries a minute).",
+         within the app's budget of 30 unverified deliveries a minute; pings are exempt).",
     ),
     (404, "`not_found`: no enabled integration has this URL."),
     (413, "`payload_too_large`: the body is over 1 MiB."),
+    (
+        429,
+        "`rate_limited`: a ping without the app's secret word beyond the app's budget of \
+         unverified deliveries (30 a minute); not recorded. Retry after `Retry-After` \
+         seconds. A ping carrying the secret word is always recorded and answered 200.",
+    ),
     (
         503,
         "`unavailable`: the delivery could not be recorded or applied; nothing of it was \
@@ -302,9 +307,7 @@ const RECEIPT_ERRORS: [(u16, &str); 5] = [
 impl ApiResponse for Receipt {
     fn meta() -> MetaResponses {
         let mut responses = vec![MetaResponse {
-            description: "The delivery is durably recorded; `status` says what it became. (A \
-                          ping beyond the app's budget of unverified deliveries is answered \
-                          200 without a record, and without `delivery_id`.)",
+            description: "The delivery is durably recorded; `status` says what it became.",
             status: Some(200),
             status_range: None,
             content: vec![MetaMediaType {
@@ -324,7 +327,7 @@ impl ApiResponse for Receipt {
                         content_type: "application/json; charset=utf-8",
                         schema: WebhookError::schema_ref(),
                     }],
-                    headers: if *status == 503 {
+                    headers: if *status == 429 || *status == 503 {
                         vec![poem_openapi::registry::MetaHeader {
                             name: "Retry-After".into(),
                             description: Some("Seconds to wait before trying again.".into()),
@@ -356,12 +359,7 @@ impl IntoResponse for Receipt {
                 delivery_id,
             } => Json(DeliveryReceipt {
                 status: receipt_status(status),
-                delivery_id: Some(delivery_id.to_string()),
-            })
-            .into_response(),
-            Reply::Unrecorded { status } => Json(DeliveryReceipt {
-                status: receipt_status(status),
-                delivery_id: None,
+                delivery_id: delivery_id.to_string(),
             })
             .into_response(),
             Reply::Refused {
@@ -377,6 +375,7 @@ impl IntoResponse for Receipt {
                 .with_status(status)
                 .into_response();
                 let retry_after = match refusal {
+                    Refusal::TooManyRequests => Some(UNVERIFIED_WINDOW.as_secs()),
                     Refusal::Unavailable | Refusal::Failed => Some(UNAVAILABLE_RETRY_AFTER),
                     _ => None,
                 };
@@ -458,13 +457,11 @@ impl WebhookApi {
                     _ => CheckReply::Unavailable(body),
                 }
             }
-            Err(Reply::Recorded { .. } | Reply::Unrecorded { .. }) => {
-                CheckReply::Unavailable(Json(WebhookError {
-                    code: ErrorCode::Unavailable,
-                    message: "The URL could not be checked; retry later.".into(),
-                    delivery_id: None,
-                }))
-            }
+            Err(Reply::Recorded { .. }) => CheckReply::Unavailable(Json(WebhookError {
+                code: ErrorCode::Unavailable,
+                message: "The URL could not be checked; retry later.".into(),
+                delivery_id: None,
+            })),
         }
     }
 }
@@ -553,6 +550,7 @@ mod tests {
             Refusal::SecretMismatch,
             Refusal::InvalidPayload,
             Refusal::PayloadTooLarge,
+            Refusal::TooManyRequests,
             Refusal::Unavailable,
             Refusal::Failed,
         ] {
