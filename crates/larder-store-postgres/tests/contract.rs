@@ -27,7 +27,7 @@ async fn items_left_by_an_older_release_keep_their_state() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let older = larder_store::contract::older_release_items(&store).await;
+    let older = larder_store::upgrade::older_release_items(&store).await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     for forget in [
         "update order_items set paused_at = null, resumed_at = null",
@@ -37,5 +37,5 @@ async fn items_left_by_an_older_release_keep_their_state() {
     }
     pool.close().await;
     store.migrate().await.unwrap();
-    larder_store::contract::older_release_items_keep_their_state(&store, older).await;
+    larder_store::upgrade::older_release_items_keep_their_state(&store, older).await;
 }

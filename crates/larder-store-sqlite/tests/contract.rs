@@ -35,7 +35,7 @@ async fn items_left_by_an_older_release_keep_their_state() {
     let path = larder_testkit::fresh_sqlite_path();
     let store = SqliteStore::open(&path).await.unwrap();
     store.migrate().await.unwrap();
-    let older = larder_store::contract::older_release_items(&store).await;
+    let older = larder_store::upgrade::older_release_items(&store).await;
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
@@ -47,5 +47,5 @@ async fn items_left_by_an_older_release_keep_their_state() {
     }
     pool.close().await;
     store.migrate().await.unwrap();
-    larder_store::contract::older_release_items_keep_their_state(&store, older).await;
+    larder_store::upgrade::older_release_items_keep_their_state(&store, older).await;
 }

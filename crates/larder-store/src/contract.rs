@@ -704,12 +704,16 @@ async fn deliver_with(
         .unwrap()
 }
 
-async fn deliver(store: &dyn Store, app: AppId, doc: &serde_json::Value) -> AppliedDelivery {
+pub(crate) async fn deliver(
+    store: &dyn Store,
+    app: AppId,
+    doc: &serde_json::Value,
+) -> AppliedDelivery {
     deliver_with(store, app, doc, CancellationPolicy::Immediate).await
 }
 
 /// An app mapping the fixtures' four products to one level each.
-async fn shop(
+pub(crate) async fn shop(
     store: &dyn Store,
 ) -> (
     AppId,
@@ -2832,7 +2836,7 @@ pub async fn member_settings_patches_change_only_their_fields(store: &dyn Store)
 
 /// What an app's members hold after a storyline: per grant, its item, status and past-due
 /// flag; and how many members there are.
-async fn holdings(store: &dyn Store, app: AppId) -> (Vec<String>, usize) {
+pub(crate) async fn holdings(store: &dyn Store, app: AppId) -> (Vec<String>, usize) {
     let members = store
         .list_members(app, MemberFilter::default(), PageRequest::first(200))
         .await
@@ -2886,83 +2890,4 @@ pub async fn every_arrival_order_of_a_storyline_ends_the_same(store: &dyn Store)
             }
         }
     }
-}
-
-/// Two items as an older release left them, for the upgrade test each backend runs
-/// ([`older_release_items`], then the backend forgets their lifecycle times as that
-/// release never kept them and migrates, then [`older_release_items_keep_their_state`]).
-#[derive(Debug)]
-pub struct OlderRelease {
-    paused: AppId,
-    resumed: AppId,
-}
-
-const T0: i64 = 1_772_529_160; // the fixtures' purchase
-const DAY: i64 = 86_400;
-
-/// One app whose item is paused (since T0 + 10 days), one whose item was paused and resumed
-/// (on T0 + 9 days).
-pub async fn older_release_items(store: &dyn Store) -> OlderRelease {
-    use larder_testkit::fixtures::{moved, thrivecart_json};
-    let (paused, _) = shop(store).await;
-    deliver(
-        store,
-        paused,
-        &thrivecart_json("02-order-success-bump-and-upsell"),
-    )
-    .await;
-    deliver(
-        store,
-        paused,
-        &moved("05-order-subscription-paused", T0 + 10 * DAY),
-    )
-    .await;
-    let (resumed, _) = shop(store).await;
-    deliver(
-        store,
-        resumed,
-        &thrivecart_json("02-order-success-bump-and-upsell"),
-    )
-    .await;
-    deliver(
-        store,
-        resumed,
-        &moved("05-order-subscription-paused", T0 + 5 * DAY),
-    )
-    .await;
-    deliver(
-        store,
-        resumed,
-        &moved("06-order-subscription-resumed", T0 + 9 * DAY),
-    )
-    .await;
-    OlderRelease { paused, resumed }
-}
-
-/// After the upgrade, a renewal leaves the paused item paused, and a retried pause older
-/// than the resume leaves the resumed item active.
-pub async fn older_release_items_keep_their_state(store: &dyn Store, older: OlderRelease) {
-    use larder_testkit::fixtures::moved;
-    let renewed = deliver(
-        store,
-        older.paused,
-        &moved("03-order-subscription-payment", T0 + 31 * DAY),
-    )
-    .await;
-    let held = holdings(store, older.paused).await.0;
-    assert!(
-        held.contains(&"4100456/product-7: paused past_due=false".to_owned()),
-        "{held:#?} after {renewed:?}"
-    );
-    let retried = deliver(
-        store,
-        older.resumed,
-        &moved("05-order-subscription-paused", T0 + 7 * DAY),
-    )
-    .await;
-    let held = holdings(store, older.resumed).await.0;
-    assert!(
-        held.contains(&"4100456/product-7: active past_due=false".to_owned()),
-        "{held:#?} after {retried:?}"
-    );
 }

@@ -17,6 +17,8 @@ mod records;
 
 #[cfg(feature = "testing")]
 pub mod contract;
+#[cfg(feature = "testing")]
+pub mod upgrade;
 
 pub use error::{BoxError, StoreError, causes};
 pub use outbox::*;

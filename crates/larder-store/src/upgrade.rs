@@ -1,0 +1,86 @@
+//! The upgrade test each backend runs: items an older release wrote, before lifecycle
+//! times were kept, keep their state through the migrations. The backend makes its rows
+//! look like that release left them between [`older_release_items`] and
+//! [`older_release_items_keep_their_state`] (it alone can reach under the `Store`).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use crate::contract::{deliver, holdings, shop};
+use crate::*;
+
+/// Two items as an older release left them.
+#[derive(Debug)]
+pub struct OlderRelease {
+    paused: AppId,
+    resumed: AppId,
+}
+
+const T0: i64 = 1_772_529_160; // the fixtures' purchase
+const DAY: i64 = 86_400;
+
+/// One app whose item is paused (since T0 + 10 days), one whose item was paused and resumed
+/// (on T0 + 9 days).
+pub async fn older_release_items(store: &dyn Store) -> OlderRelease {
+    use larder_testkit::fixtures::{moved, thrivecart_json};
+    let (paused, _) = shop(store).await;
+    deliver(
+        store,
+        paused,
+        &thrivecart_json("02-order-success-bump-and-upsell"),
+    )
+    .await;
+    deliver(
+        store,
+        paused,
+        &moved("05-order-subscription-paused", T0 + 10 * DAY),
+    )
+    .await;
+    let (resumed, _) = shop(store).await;
+    deliver(
+        store,
+        resumed,
+        &thrivecart_json("02-order-success-bump-and-upsell"),
+    )
+    .await;
+    deliver(
+        store,
+        resumed,
+        &moved("05-order-subscription-paused", T0 + 5 * DAY),
+    )
+    .await;
+    deliver(
+        store,
+        resumed,
+        &moved("06-order-subscription-resumed", T0 + 9 * DAY),
+    )
+    .await;
+    OlderRelease { paused, resumed }
+}
+
+/// After the upgrade, a renewal leaves the paused item paused, and a retried pause older
+/// than the resume leaves the resumed item active.
+pub async fn older_release_items_keep_their_state(store: &dyn Store, older: OlderRelease) {
+    use larder_testkit::fixtures::moved;
+    let renewed = deliver(
+        store,
+        older.paused,
+        &moved("03-order-subscription-payment", T0 + 31 * DAY),
+    )
+    .await;
+    let held = holdings(store, older.paused).await.0;
+    assert!(
+        held.contains(&"4100456/product-7: paused past_due=false".to_owned()),
+        "{held:#?} after {renewed:?}"
+    );
+    let retried = deliver(
+        store,
+        older.resumed,
+        &moved("05-order-subscription-paused", T0 + 7 * DAY),
+    )
+    .await;
+    let held = holdings(store, older.resumed).await.0;
+    assert!(
+        held.contains(&"4100456/product-7: active past_due=false".to_owned()),
+        "{held:#?} after {retried:?}"
+    );
+}
