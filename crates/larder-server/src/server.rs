@@ -5,17 +5,20 @@
 //!   `Retry-After` and is closed, and beyond a second, small allowance it is closed at once;
 //! - a header timeout: a request's headers must arrive within it, and a connection must
 //!   start its first request within it (whatever it sends meanwhile: a trickled HTTP/2
-//!   preface, pings);
+//!   preface, pings); hyper also closes an HTTP/1.1 connection that waits longer than it
+//!   between requests;
 //! - a body timeout: a request's body must arrive within it;
-//! - an idle timeout, kept by requests rather than bytes: a connection with no request for
-//!   that long is closed (HTTP/2 pings do not keep it), and so is one whose client stops
-//!   reading an answer for that long; a request the service is still working on is never
-//!   cut off by it (its own deadlines bound it);
+//! - an idle timeout, kept by requests rather than bytes: an HTTP/2 connection with no
+//!   request for that long is closed (pings do not keep it), and so is any connection whose
+//!   answer makes no progress for that long (a client that does not read it, an HTTP/2
+//!   window never opened); a request the service is still working on is never cut off by
+//!   it (its own deadlines bound it);
 //! - HTTP/2 limits on concurrent and reset streams, and keep-alive pings;
 //! - accept errors (out of file descriptors) that back off instead of spinning.
 //!
 //! On shutdown it stops accepting, lets every connection finish the requests it has read
-//! (answering them), and closes what is still open when the grace is up.
+//! (answering them), and closes the connections still open when the grace is up (a handler
+//! already running on one finishes on its own, within its deadlines).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,7 +39,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use poem::endpoint::BoxEndpoint;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Body, Endpoint};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -101,19 +104,22 @@ pub fn default_max_connections() -> usize {
     }
 }
 
-/// What a connection is doing, for its watchdog: when it last read or wrote a byte, and
-/// where its requests stand. Times are milliseconds since `started`.
+/// What a connection's requests are doing, for its watchdog. Idleness is judged by
+/// requests and answers, never by bytes: HTTP/2 pings (and their answers) keep nothing
+/// alive. Times are milliseconds since `started`.
 #[derive(Debug)]
 struct Activity {
     started: Instant,
-    last_io_ms: AtomicU64,
-    /// When the last answer was written whole (or given up).
+    /// When the last request ended: its answer written whole or given up, or its handler
+    /// cancelled.
     last_end_ms: AtomicU64,
+    /// When an answer last moved: one began, or a body handed hyper a frame.
+    answer_moved_ms: AtomicU64,
     /// Whether a request has started on it.
     requested: AtomicBool,
     /// Requests whose handler is running (reading the body included).
     handling: AtomicUsize,
-    /// Answers whose body is still being written.
+    /// Answers whose body hyper still holds.
     answering: AtomicUsize,
 }
 
@@ -121,8 +127,8 @@ impl Activity {
     fn new() -> Self {
         Self {
             started: Instant::now(),
-            last_io_ms: AtomicU64::new(0),
             last_end_ms: AtomicU64::new(0),
+            answer_moved_ms: AtomicU64::new(0),
             requested: AtomicBool::new(false),
             handling: AtomicUsize::new(0),
             answering: AtomicUsize::new(0),
@@ -133,8 +139,8 @@ impl Activity {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn touch(&self) {
-        self.last_io_ms.store(self.now_ms(), Ordering::Relaxed);
+    fn mark(&self, at: &AtomicU64) {
+        at.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn since(&self, ms: &AtomicU64) -> Duration {
@@ -147,7 +153,10 @@ impl Activity {
     fn handling(self: &Arc<Self>) -> Handling {
         self.requested.store(true, Ordering::Relaxed);
         self.handling.fetch_add(1, Ordering::AcqRel);
-        Handling(self.clone())
+        Handling {
+            activity: self.clone(),
+            answered: false,
+        }
     }
 
     /// Why the connection should be closed now, or how long until it may have to be.
@@ -157,10 +166,12 @@ impl Activity {
             return Ok(limits.idle_timeout);
         }
         if self.answering.load(Ordering::Acquire) > 0 {
-            let idle = self.since(&self.last_io_ms);
-            return match limits.idle_timeout.checked_sub(idle) {
+            // Its client takes no more of it (it does not read; an HTTP/2 window it never
+            // opens), however busy it keeps the connection otherwise.
+            let stalled = self.since(&self.answer_moved_ms);
+            return match limits.idle_timeout.checked_sub(stalled) {
                 Some(left) if !left.is_zero() => Ok(left),
-                _ => Err("its client read nothing of an answer for the idle timeout"),
+                _ => Err("an answer made no progress for the idle timeout"),
             };
         }
         if !self.requested.load(Ordering::Relaxed) {
@@ -178,20 +189,32 @@ impl Activity {
     }
 }
 
-/// A request's handler at work.
-struct Handling(Arc<Activity>);
+/// A request's handler at work. Dropped without an answer (its stream reset, say), the
+/// request has ended all the same.
+struct Handling {
+    activity: Arc<Activity>,
+    answered: bool,
+}
 
 impl Handling {
     /// The handler answered: its answer is being written until the guard is dropped.
-    fn answering(self) -> Answering {
-        self.0.answering.fetch_add(1, Ordering::AcqRel);
-        Answering(self.0.clone())
+    fn answering(mut self) -> Answering {
+        // Counted as answering before it stops counting as handling (when `self` is
+        // dropped, below): the watchdog never sees the request as neither.
+        let activity = &self.activity;
+        activity.answering.fetch_add(1, Ordering::AcqRel);
+        activity.mark(&activity.answer_moved_ms);
+        self.answered = true;
+        Answering(self.activity.clone())
     }
 }
 
 impl Drop for Handling {
     fn drop(&mut self) {
-        self.0.handling.fetch_sub(1, Ordering::AcqRel);
+        if !self.answered {
+            self.activity.mark(&self.activity.last_end_ms);
+        }
+        self.activity.handling.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -200,16 +223,16 @@ struct Answering(Arc<Activity>);
 
 impl Drop for Answering {
     fn drop(&mut self) {
-        self.0.last_end_ms.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.mark(&self.0.last_end_ms);
         self.0.answering.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// An answer's body, which holds its [`Answering`] until hyper has written it whole (or
-/// given it up) and drops it.
+/// An answer's body, which holds its [`Answering`] until hyper has taken it whole (or
+/// given it up) and drops it; each frame it hands over is progress.
 struct TrackedBody<B> {
     body: B,
-    _answering: Answering,
+    answering: Answering,
 }
 
 impl<B: hyper::body::Body + Unpin> hyper::body::Body for TrackedBody<B> {
@@ -220,7 +243,12 @@ impl<B: hyper::body::Body + Unpin> hyper::body::Body for TrackedBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(Some(Ok(_)))) {
+            let activity = &self.answering.0;
+            activity.mark(&activity.answer_moved_ms);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -229,65 +257,6 @@ impl<B: hyper::body::Body + Unpin> hyper::body::Body for TrackedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// A socket that records its activity.
-struct Watched {
-    inner: TcpStream,
-    activity: Arc<Activity>,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 
@@ -381,10 +350,7 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(Watched {
-            inner: stream,
-            activity: activity.clone(),
-        });
+        let io = TokioIo::new(stream);
         let endpoint = endpoint.clone();
         let local_addr = LocalAddr(poem::Addr::SocketAddr(local));
         let remote_addr = RemoteAddr(poem::Addr::SocketAddr(remote));
@@ -405,10 +371,7 @@ pub async fn run(
             async move {
                 let resp = hyper::Response::from(endpoint.get_response(req).await);
                 let answering = handling.answering();
-                Ok::<_, Infallible>(resp.map(|body| TrackedBody {
-                    body,
-                    _answering: answering,
-                }))
+                Ok::<_, Infallible>(resp.map(|body| TrackedBody { body, answering }))
             }
         });
         let builder = builder.clone();

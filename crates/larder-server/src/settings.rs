@@ -162,7 +162,7 @@ pub struct ServeSettings {
     pub max_connections: Option<usize>,
 
     /// How long a request's headers may take to arrive (also how long a new connection may
-    /// take to start its first request).
+    /// take to start its first request, and an HTTP/1.1 one may wait between requests).
     #[arg(long, env = "LARDER_HEADER_TIMEOUT", default_value = "10s")]
     pub header_timeout: String,
 
@@ -170,8 +170,8 @@ pub struct ServeSettings {
     #[arg(long, env = "LARDER_BODY_TIMEOUT", default_value = "30s")]
     pub body_timeout: String,
 
-    /// How long a connection may go without a request (HTTP/2 pings do not count), or
-    /// without its client reading any of an answer, before it is closed.
+    /// How long an HTTP/2 connection may go without a request (pings do not count), or an
+    /// answer without progress (a client not reading it), before the connection is closed.
     #[arg(long, env = "LARDER_IDLE_TIMEOUT", default_value = "60s")]
     pub idle_timeout: String,
 
