@@ -57,6 +57,35 @@ pub struct ItemState {
 }
 
 impl ItemState {
+    /// Whether its status disagrees with its facts: only a release that kept no lifecycle
+    /// times writes that (one still running during a rolling upgrade, or rolled back to).
+    fn contradicts_itself(&self) -> bool {
+        let pausing_now = pausing(self.paused_at, self.resumed_at).is_some();
+        match self.status {
+            ItemStatus::Paused => !pausing_now,
+            ItemStatus::Active => pausing_now,
+            ItemStatus::Revoked => false,
+        }
+    }
+
+    /// The item with facts that agree with its status, which is the authority: paused at its
+    /// status time (after any resume known), or resumed then (after any pause known).
+    fn settled(&self) -> Self {
+        let mut settled = self.clone();
+        match self.status {
+            ItemStatus::Paused if self.contradicts_itself() => {
+                let after_resume = self.resumed_at.map_or(self.status_at, |r| r + 1);
+                settled.paused_at = Some(self.status_at.max(after_resume));
+            }
+            ItemStatus::Active if self.contradicts_itself() => {
+                let paused = self.paused_at.unwrap_or(self.status_at);
+                settled.resumed_at = Some(self.status_at.max(paused));
+            }
+            _ => {}
+        }
+        settled
+    }
+
     /// What a lifecycle fact that arrives before anything else of its item starts from.
     fn unknown(at: i64) -> Self {
         Self {
@@ -251,6 +280,17 @@ fn keys(items: &[ProductKey]) -> String {
 
 /// Decides what `input.delivery` changes.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
+    if input.items.values().any(ItemState::contradicts_itself) {
+        let settled: HashMap<ProductKey, ItemState> = input
+            .items
+            .iter()
+            .map(|(key, state)| (key.clone(), state.settled()))
+            .collect();
+        return plan(&PlanInput {
+            items: &settled,
+            ..input.clone()
+        });
+    }
     let d = input.delivery;
     if d.mode == Mode::Test && input.test_mode == TestModePolicy::Ignore {
         return Plan::nothing(

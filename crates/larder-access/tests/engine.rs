@@ -311,6 +311,60 @@ fn payments_while_paused_change_nothing_of_access() {
 }
 
 #[test]
+fn status_is_the_authority_over_facts_an_older_release_left() {
+    use larder_testkit::fixtures::moved;
+    const T0: i64 = 1_772_529_160;
+    const DAY: i64 = 86_400;
+    let key = ProductKey::parse("product-7").unwrap();
+    let order = "4100456".to_owned();
+    let renewal = moved("03-order-subscription-payment", T0 + 31 * DAY);
+    let late_pause = moved("05-order-subscription-paused", T0 + 11 * DAY);
+    for (status, paused_at, resumed_at, doc, expected) in [
+        // Paused by a release that kept no times: a renewal leaves it paused.
+        (ItemStatus::Paused, None, None, &renewal, ItemStatus::Paused),
+        // Paused by it after a resume this release saw.
+        (
+            ItemStatus::Paused,
+            Some(T0 + 2 * DAY),
+            Some(T0 + 5 * DAY),
+            &renewal,
+            ItemStatus::Paused,
+        ),
+        // Resumed by it after a pause this release saw: an older pause arriving late
+        // does not pause it again, nor does a renewal.
+        (
+            ItemStatus::Active,
+            Some(T0 + 10 * DAY),
+            None,
+            &late_pause,
+            ItemStatus::Active,
+        ),
+        (
+            ItemStatus::Active,
+            Some(T0 + 10 * DAY),
+            None,
+            &renewal,
+            ItemStatus::Active,
+        ),
+    ] {
+        let mut w = World::new(&ALL);
+        w.apply("02-order-success-bump-and-upsell");
+        let item = w.items.get_mut(&(order.clone(), key.clone())).unwrap();
+        item.status = status;
+        item.status_at = T0 + 12 * DAY;
+        item.paused_at = paused_at;
+        item.resumed_at = resumed_at;
+        let p = w.apply_delivery(parse_delivery(doc).unwrap().unwrap());
+        assert_eq!(
+            w.status("4100456", "product-7"),
+            Some(expected),
+            "{status:?} {paused_at:?} {resumed_at:?}: {}",
+            p.message
+        );
+    }
+}
+
+#[test]
 fn unmapped_purchases_create_no_member() {
     let mut w = World::new(&["product-99"]);
     let p = w.apply("02-order-success-bump-and-upsell");
