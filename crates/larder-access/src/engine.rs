@@ -620,6 +620,10 @@ fn lifecycle(
             format!("{key} {how}: access revoked.")
         }
         (Some(EffectKind::Paused), _) => format!("{key} paused."),
+        (Some(EffectKind::Restored), Change::Resume) if next.past_due => format!(
+            "{key} resumed: access restored; a payment failed while it was paused, so it is \
+             past due (access kept until a cancellation arrives)."
+        ),
         (Some(EffectKind::Restored), Change::Resume) => {
             format!("{key} resumed: access restored.")
         }
@@ -664,13 +668,23 @@ fn lifecycle(
     };
     let mut plan = Plan::nothing(PlanStatus::Applied, message);
     if let (Some(kind), Some(member_id)) = (kind, state.member_id) {
-        for level in &state.levels {
-            plan.effects.push(Effect {
-                kind,
-                member_id,
-                access_level_id: Some(*level),
-                product: Some(key.clone()),
-            });
+        // Back from a pause past due: both are news.
+        let resumed_past_due =
+            kind == EffectKind::Restored && state.status == ItemStatus::Paused && next.past_due;
+        let kinds: &[EffectKind] = if resumed_past_due {
+            &[EffectKind::Restored, EffectKind::PastDue]
+        } else {
+            &[kind]
+        };
+        for kind in kinds {
+            for level in &state.levels {
+                plan.effects.push(Effect {
+                    kind: *kind,
+                    member_id,
+                    access_level_id: Some(*level),
+                    product: Some(key.clone()),
+                });
+            }
         }
     }
     plan.items.push(next);

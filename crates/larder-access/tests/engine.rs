@@ -308,6 +308,30 @@ fn payments_while_paused_change_nothing_of_access() {
         assert!(p.message.contains("pause"), "{}", p.message);
         assert_eq!(w.status("4100456", "product-7"), Some(ItemStatus::Paused));
     }
+    // The last payment went through: a resume restores access in good standing.
+    let resume = moved("06-order-subscription-resumed", T0 + 40 * DAY);
+    let p = w.apply_delivery(parse_delivery(&resume).unwrap().unwrap());
+    let kinds: Vec<EffectKind> = p.effects.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EffectKind::Restored], "{}", p.message);
+
+    // A failed rebill while paused, then a resume: restored, and past due, both said.
+    let mut w = World::new(&ALL);
+    w.apply("02-order-success-bump-and-upsell");
+    for doc in [
+        moved("05-order-subscription-paused", T0 + 10 * DAY),
+        jordans_failed_rebill(T0 + 31 * DAY),
+    ] {
+        w.apply_delivery(parse_delivery(&doc).unwrap().unwrap());
+    }
+    let p = w.apply_delivery(parse_delivery(&resume).unwrap().unwrap());
+    let kinds: Vec<EffectKind> = p.effects.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EffectKind::Restored, EffectKind::PastDue],
+        "{}",
+        p.message
+    );
+    assert!(p.message.contains("past due"), "{}", p.message);
 }
 
 #[test]
