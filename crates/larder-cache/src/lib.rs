@@ -148,7 +148,9 @@ impl Breaker {
         let mut circuit = self.lock();
         let failures = match *circuit {
             Circuit::Closed { failures } => failures + 1,
-            _ => FAILURES_TO_OPEN,
+            // Already skipping (a deletion tried anyway failed): the spell stands as it is.
+            Circuit::Open { .. } => return,
+            Circuit::Probing { .. } => FAILURES_TO_OPEN,
         };
         if failures >= FAILURES_TO_OPEN {
             if matches!(*circuit, Circuit::Closed { .. }) {
@@ -198,9 +200,9 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
 
     async fn delete(&self, key: &str) -> CacheResult<()>;
 
-    /// Adds `delta` (which may be negative) to the counter at `key`, atomically. The counter
-    /// lives `window` from its creation (later changes do not extend it). Returns the new
-    /// count and the time left.
+    /// Adds `delta` (which may be negative: a place given back) to the counter at `key`,
+    /// atomically, never below zero. The counter lives `window` from its creation (later
+    /// changes do not extend it). Returns the new count and the time left.
     async fn add(&self, key: &str, delta: i64, window: Duration) -> CacheResult<(i64, Duration)>;
 
     /// The counter at `key` and its time left; `(0, 0)` when there is none.
@@ -236,6 +238,11 @@ pub struct RedisCache {
 struct PendingDeletes {
     any: AtomicBool,
     keys: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// A replay is running (one at a time).
+    replaying: AtomicBool,
+    /// When a replay last left keys behind (their part of Redis still skipped): the next
+    /// waits a little.
+    retry_after: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Invalidations remembered at most; beyond, the entries expire on their own.
@@ -255,6 +262,16 @@ impl PendingDeletes {
                 "too many cache invalidations waiting for Redis; entries expire on their own"
             );
         }
+    }
+
+    /// Whether `key` waits to be deleted: whatever Redis holds for it is stale.
+    fn holds(&self, key: &str) -> bool {
+        self.any.load(Ordering::Acquire)
+            && self
+                .keys
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(key)
     }
 
     fn take(&self) -> Vec<String> {
@@ -378,7 +395,7 @@ impl RedisCache {
         match tokio::time::timeout(COMMAND_DEADLINE, command).await {
             Ok(Ok(value)) => {
                 breaker.succeeded();
-                self.delete_pending().await;
+                self.delete_pending();
                 Ok(value)
             }
             Ok(Err(err)) => {
@@ -413,14 +430,39 @@ impl RedisCache {
         }
     }
 
-    /// Makes the invalidations Redis missed, those whose part of Redis answers now.
-    async fn delete_pending(&self) {
-        for key in self.pending.take() {
-            let done = self.breaker(&key).is_closed() && self.delete_now(&key).await.is_ok();
-            if !done {
-                self.pending.remember(key);
-            }
+    /// Makes the invalidations Redis missed, in the background (one replay at a time, never
+    /// on a caller's time): those whose part of Redis answers now; the rest wait a second.
+    fn delete_pending(&self) {
+        let pending = &self.pending;
+        if !pending.any.load(Ordering::Acquire) {
+            return;
         }
+        let due = pending
+            .retry_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none_or(|at| Instant::now() >= at);
+        if !due || pending.replaying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut left = false;
+            for key in cache.pending.take() {
+                let done = cache.breaker(&key).is_closed() && cache.delete_now(&key).await.is_ok();
+                if !done {
+                    cache.pending.remember(key);
+                    left = true;
+                }
+            }
+            *cache
+                .pending
+                .retry_after
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                left.then(|| Instant::now() + Duration::from_secs(1));
+            cache.pending.replaying.store(false, Ordering::Release);
+        });
     }
 
     /// Connects to a Redis Cluster through `nodes` (any of its nodes; the others are
@@ -486,6 +528,16 @@ impl RedisCache {
     }
 }
 
+/// [`Cache::add`] in Redis: `KEYS[1]` the counter, `ARGV[1]` the delta, `ARGV[2]` the
+/// window in milliseconds.
+const COUNT: &str = "redis.call('SET', KEYS[1], 0, 'PX', ARGV[2], 'NX')
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+if count < 0 then
+  redis.call('SET', KEYS[1], 0, 'KEEPTTL')
+  count = 0
+end
+return {count, redis.call('PTTL', KEYS[1])}";
+
 fn millis(ttl: Duration) -> u64 {
     // Redis rejects a zero expiry; a millisecond is as good as gone.
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -541,6 +593,10 @@ impl Cache for RedisCache {
     async fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let mut conn = self.conn.clone();
         let key = self.key(key);
+        if self.pending.holds(&key) {
+            // Invalidated while Redis missed it: a miss until the deletion is made.
+            return Ok(None);
+        }
         self.guarded(&key, conn.get(&key)).await
     }
 
@@ -577,7 +633,7 @@ impl Cache for RedisCache {
         let key = self.key(key);
         match self.delete_now(&key).await {
             Ok(()) => {
-                self.delete_pending().await;
+                self.delete_pending();
                 Ok(())
             }
             Err(err) => {
@@ -590,44 +646,26 @@ impl Cache for RedisCache {
     async fn add(&self, key: &str, delta: i64, window: Duration) -> CacheResult<(i64, Duration)> {
         let mut conn = self.conn.clone();
         let shared = self.key(key);
-        // One round trip, applied atomically: create with the window if absent, count, read
-        // the time left.
-        let pipe = redis::pipe()
-            .atomic()
-            .cmd("SET")
-            .arg(&shared)
-            .arg(0)
-            .arg("PX")
-            .arg(millis(window))
-            .arg("NX")
-            .ignore()
-            .cmd("INCRBY")
+        // One round trip, applied atomically: create with the window if absent, count
+        // (never below zero), read the time left.
+        let call = redis::cmd("EVAL")
+            .arg(COUNT)
+            .arg(1)
             .arg(&shared)
             .arg(delta)
-            .cmd("PTTL")
-            .arg(&shared)
+            .arg(millis(window))
             .to_owned();
         match self
-            .guarded(&shared, pipe.query_async::<(i64, i64)>(&mut conn))
+            .guarded(&shared, call.query_async::<(i64, i64)>(&mut conn))
             .await
         {
             Ok((count, left)) => Ok((
                 count,
                 Duration::from_millis(u64::try_from(left).unwrap_or(0)),
             )),
-            // Limits keep counting, in this process, while Redis does not answer. What is
-            // given back here may have been taken in Redis: never below zero.
+            // Limits keep counting, in this process, while Redis does not answer.
             Err(err) => {
                 tracing::debug!(error = %err, "counting in this process while Redis fails");
-                let delta = if delta < 0 {
-                    let (count, left) = self.local.counter(key).await?;
-                    if count <= 0 {
-                        return Ok((count, left));
-                    }
-                    delta.max(-count)
-                } else {
-                    delta
-                };
                 self.local.add(key, delta, window).await
             }
         }
@@ -764,11 +802,12 @@ impl Cache for MemoryCache {
                 let next = match existing.map(|e| e.into_value()) {
                     Some(e) if e.expires_at > Instant::now() => Entry {
                         value: (e.value.parse::<i64>().unwrap_or(0) + delta)
+                            .max(0)
                             .to_string()
                             .into(),
                         expires_at: e.expires_at,
                     },
-                    _ => Entry::new(&delta.to_string(), window),
+                    _ => Entry::new(&delta.max(0).to_string(), window),
                 };
                 std::future::ready(moka::ops::compute::Op::Put(next))
             })
@@ -853,6 +892,15 @@ mod tests {
         let mut counts: Vec<i64> = counts.into_iter().map(|c| c.unwrap().0).collect();
         counts.sort_unstable();
         assert_eq!(counts, (1..=20).collect::<Vec<_>>());
+        // A place given back never takes a counter below zero (one that expired meanwhile,
+        // say): no extra attempts.
+        let window = Duration::from_secs(60);
+        assert_eq!(cache.add("given", -1, window).await.unwrap().0, 0);
+        assert_eq!(cache.add("given", 1, window).await.unwrap().0, 1);
+        for _ in 0..2 {
+            assert_eq!(cache.add("given", -1, window).await.unwrap().0, 0);
+        }
+        assert_eq!(cache.add("given", 1, window).await.unwrap().0, 1);
         tokio::time::sleep(Duration::from_millis(350)).await;
         assert_eq!(cache.counter("hits").await.unwrap().0, 0);
         assert_eq!(
@@ -1017,8 +1065,13 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
-        // Back: the next probe after the open spell finds it.
+        // Back. Say the deletion was lost with the outage and the stale entry is still there:
+        // it reads as a miss, and is deleted once Redis answers.
         redis.unhang();
+        let raw = redis::Client::open(redis.url()).unwrap();
+        let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
+        let () = raw.set("x:revoked", "v").await.unwrap();
+        assert_eq!(cache.get("revoked").await.unwrap(), None);
         let deadline = Instant::now() + OPEN_FOR + Duration::from_secs(5);
         while cache.get("k").await.is_err() {
             assert!(Instant::now() < deadline, "Redis was never used again");
@@ -1028,6 +1081,18 @@ mod tests {
         assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
         assert_eq!(cache.add("n", 1, ttl).await.unwrap().0, 2);
         // The invalidation Redis missed was made once it answered.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left: bool = raw.exists("x:revoked").await.unwrap();
+            if !left {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the missed deletion was never made"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert_eq!(cache.get("revoked").await.unwrap(), None);
     }
 
