@@ -391,7 +391,7 @@ impl Gateway {
         }
         self.verify(live, record, secret.as_deref(), body.len())
             .await?;
-        let delivery = self.parse(record, &doc).await?;
+        let delivery = self.parse(record, &doc, body.len()).await?;
         let fingerprint = thrivecart::fingerprint(&doc);
         let idem = idempotency_key(live.app_id, &fingerprint);
         self.answer_known_repeat(record, &idem).await?;
@@ -409,8 +409,9 @@ impl Gateway {
         let mut doc = match decode_body(content_type, body) {
             Ok(doc) if doc.is_object() => doc,
             Ok(_) => {
+                record.payload = Some(kept_raw(body));
                 return self
-                    .invalid(record, "The body is not an object of fields.")
+                    .invalid(record, body.len(), "The body is not an object of fields.")
                     .await;
             }
             Err(err) => {
@@ -431,17 +432,16 @@ impl Gateway {
         thrivecart::strip_nul_json(&mut doc);
         let secret = field(&doc, &[thrivecart::SECRET_FIELD]).map(str::to_owned);
         thrivecart::redact_secret(&mut doc);
+        // Any other copy of the secret word goes too, before anything reads the document:
+        // nothing derived from it (the event, the order, a parse error) can carry it.
+        if let Some(secret) = &secret {
+            scrub(&mut doc, secret);
+        }
         record.event = thrivecart::event_name(&doc).map(str::to_owned);
         record.mode = thrivecart::declared_mode(&doc);
         record.order_id = field(&doc, &["order_id"]).map(str::to_owned);
         record.customer_email = customer_email(&doc);
-        // The stored copy loses any other copy of the secret word too; the delivery itself
-        // is read as it came.
-        let mut kept = doc.clone();
-        if let Some(secret) = &secret {
-            scrub(&mut kept, secret);
-        }
-        record.payload = Some(kept);
+        record.payload = Some(doc.clone());
         ControlFlow::Continue((doc, secret))
     }
 
@@ -507,13 +507,17 @@ impl Gateway {
 
     /// Reads the document as a ThriveCart delivery; one that lacks what its event needs is
     /// recorded as `invalid` and answered 400.
-    async fn parse(&self, record: &mut NewDelivery, doc: &Value) -> Step<Delivery> {
+    async fn parse(&self, record: &mut NewDelivery, doc: &Value, bytes: usize) -> Step<Delivery> {
         let delivery = match parse_delivery(doc) {
             Ok(Some(d)) => d,
-            Ok(None) => return self.invalid(record, "The delivery names no event.").await,
+            Ok(None) => {
+                return self
+                    .invalid(record, bytes, "The delivery names no event.")
+                    .await;
+            }
             Err(err) => {
                 return self
-                    .invalid(record, &format!("Invalid delivery: {err}."))
+                    .invalid(record, bytes, &format!("Invalid delivery: {err}."))
                     .await;
             }
         };
@@ -669,9 +673,8 @@ impl Gateway {
 
     /// Records an invalid delivery and refuses it. One nobody vouched for (the app has no
     /// secret word) keeps only its start, within the app's budget of unverified deliveries.
-    async fn invalid<T>(&self, record: &mut NewDelivery, message: &str) -> Step<T> {
+    async fn invalid<T>(&self, record: &mut NewDelivery, bytes: usize, message: &str) -> Step<T> {
         if !record.verified {
-            let bytes = record.payload.as_ref().map_or(0, |p| p.to_string().len());
             summarize(record, bytes);
             if !self.unverified_budget(record.app_id).await {
                 return ControlFlow::Break(Reply::refused(

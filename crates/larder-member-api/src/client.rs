@@ -36,9 +36,9 @@ fn warn_once_of_untrusted_proxies() {
     static WARNED: AtomicBool = AtomicBool::new(false);
     if !WARNED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
-            "requests carry X-Forwarded-For but LARDER_TRUSTED_PROXIES is 0: per-address \
-             limits count every client behind a proxy as the proxy; set it to the number of \
-             proxies in front of Larder"
+            "requests carry X-Forwarded-For but LARDER_TRUSTED_PROXIES is 0: if a proxy is in \
+             front of Larder, per-address limits count every client as the proxy; then set it \
+             to the number of proxies (a client may also have written the header itself)"
         );
     }
 }
