@@ -392,42 +392,22 @@ impl RedisCache {
         if !breaker.allow() {
             return Err(CacheError::CircuitOpen);
         }
-        match tokio::time::timeout(COMMAND_DEADLINE, command).await {
-            Ok(Ok(value)) => {
-                breaker.succeeded();
-                self.delete_pending();
-                Ok(value)
-            }
-            Ok(Err(err)) => {
-                breaker.failed();
-                Err(CacheError::Redis(err))
-            }
-            Err(_) => {
-                breaker.failed();
-                Err(CacheError::Timeout)
-            }
+        let result = reported(
+            breaker,
+            tokio::time::timeout(COMMAND_DEADLINE, command).await,
+        );
+        if result.is_ok() {
+            self.delete_pending();
         }
+        result
     }
 
     /// Deletes `key` now, breaker or not (within [`COMMAND_DEADLINE`]), telling its breaker
     /// how it went.
     async fn delete_now(&self, key: &str) -> CacheResult<()> {
-        let breaker = self.breaker(key);
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(COMMAND_DEADLINE, conn.del::<_, ()>(key)).await {
-            Ok(Ok(())) => {
-                breaker.succeeded();
-                Ok(())
-            }
-            Ok(Err(err)) => {
-                breaker.failed();
-                Err(CacheError::Redis(err))
-            }
-            Err(_) => {
-                breaker.failed();
-                Err(CacheError::Timeout)
-            }
-        }
+        let outcome = tokio::time::timeout(COMMAND_DEADLINE, conn.del::<_, ()>(key)).await;
+        reported(self.breaker(key), outcome)
     }
 
     /// Makes the invalidations Redis missed, in the background (one replay at a time, never
@@ -524,6 +504,27 @@ impl RedisCache {
                 return Ok(());
             }
             cursor = next;
+        }
+    }
+}
+
+/// A command's outcome within its deadline, told to its breaker.
+fn reported<T>(
+    breaker: &Breaker,
+    outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+) -> CacheResult<T> {
+    match outcome {
+        Ok(Ok(value)) => {
+            breaker.succeeded();
+            Ok(value)
+        }
+        Ok(Err(err)) => {
+            breaker.failed();
+            Err(CacheError::Redis(err))
+        }
+        Err(_) => {
+            breaker.failed();
+            Err(CacheError::Timeout)
         }
     }
 }
