@@ -17,6 +17,7 @@ mod flow;
 mod hostile;
 mod isolation;
 mod links;
+mod load;
 mod mail;
 mod members;
 mod operations;
