@@ -9,6 +9,12 @@ use larder_server::settings::LogFormat;
 use larder_server::telemetry;
 use larder_server::{Cli, Command, Database, StartError};
 
+/// mimalloc rather than the system allocator: a request allocates and frees many small
+/// buffers (bodies, JSON values, rows), and glibc's malloc took about a quarter of the
+/// service's CPU under load (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
