@@ -6,6 +6,7 @@
 //! whose names are matched to [`StoreError`] variants.
 
 mod apps;
+mod batch;
 mod deliveries;
 mod integrations;
 mod members;

@@ -2,7 +2,6 @@
 //! several processes claiming at once never get the same message.
 
 use chrono::{DateTime, Utc};
-use larder_access::thrivecart::Mode;
 use larder_access::{AppId, Email, MemberId, MessageId};
 use larder_store::*;
 use sqlx::types::Json;
@@ -78,51 +77,6 @@ impl From<SettingsRow> for MemberSettings {
             cors_origins: r.cors_origins.0,
         }
     }
-}
-
-/// Queues the welcome `plan` is due to send, inside the delivery's transaction: at most
-/// one per member, whatever retries and replays do.
-pub(crate) async fn queue_welcome(
-    tx: &mut sqlx::PgConnection,
-    app: AppId,
-    plan: &larder_access::engine::Plan,
-    mode: Mode,
-    to: Option<&Email>,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let Some(to) = to else {
-        return Ok(());
-    };
-    let settings: Option<(String, bool)> = sqlx::query_as(
-        "select welcome_email, welcome_for_test_purchases from member_settings \
-         where app_id = $1",
-    )
-    .bind(app.as_uuid())
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    let (welcome, for_test) = match settings {
-        Some((w, t)) => (w.parse().map_err(StoreError::internal)?, t),
-        None => (WelcomeEmail::SetPassword, false),
-    };
-    let Some(member) = welcome_due(plan, mode, welcome, for_test) else {
-        return Ok(());
-    };
-    sqlx::query(
-        "insert into outbox (id, app_id, member_id, kind, to_email, once_key, \
-         next_attempt_at, created_at) values ($1, $2, $3, 'welcome', $4, $5, $6, $6) \
-         on conflict (app_id, member_id, once_key) where once_key is not null do nothing",
-    )
-    .bind(MessageId::new().as_uuid())
-    .bind(app.as_uuid())
-    .bind(member.as_uuid())
-    .bind(to.as_str())
-    .bind(WELCOME_ONCE)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    Ok(())
 }
 
 type MessageQuery<'q> =

@@ -207,6 +207,97 @@ async fn write_plan(
     Ok(())
 }
 
+/// Applies one delivery inside the caller's write transaction.
+async fn apply_in(
+    conn: &mut SqliteConnection,
+    d: &NewDelivery,
+    mut apply: ApplyDelivery,
+) -> StoreResult<AppliedDelivery> {
+    apply.delivery.strip_nul();
+    apply.fingerprint = apply.fingerprint.map(|f| strip_nul(&f).into_owned());
+    let app = d.app_id;
+    if let Some(fp) = &apply.fingerprint {
+        let original: Option<String> = sqlx::query_scalar(
+            "select delivery_id from delivery_fingerprints \
+             where app_id = ?1 and fingerprint = ?2",
+        )
+        .bind(app.to_string())
+        .bind(fp)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        if let Some(original) = original {
+            let message = format!("Duplicate of delivery {original}; nothing changed.");
+            insert_delivery(conn, d, DeliveryStatus::Duplicate, &message, &[]).await?;
+            return Ok(AppliedDelivery {
+                id: d.id,
+                status: DeliveryStatus::Duplicate,
+                message,
+            });
+        }
+        sqlx::query(
+            "insert into delivery_fingerprints (app_id, fingerprint, delivery_id, \
+             created_at) values (?1, ?2, ?3, ?4)",
+        )
+        .bind(app.to_string())
+        .bind(fp)
+        .bind(d.id.to_string())
+        .bind(now())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
+    let order = apply.delivery.order_id.clone().unwrap_or_default();
+    let member = match &apply.delivery.customer {
+        Some(customer) => {
+            let id: Option<String> =
+                sqlx::query_scalar("select id from members where app_id = ?1 and email = ?2")
+                    .bind(app.to_string())
+                    .bind(customer.email.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+            id.map(|id| id.parse::<MemberId>())
+                .transpose()
+                .map_err(StoreError::internal)?
+                .map(|id| ExistingMember { id })
+        }
+        None => None,
+    };
+    let items = if order.is_empty() {
+        HashMap::new()
+    } else {
+        load_items(conn, app, &order).await?
+    };
+    let plan = engine::plan(&PlanInput {
+        delivery: &apply.delivery,
+        mappings: &apply.mappings,
+        items: &items,
+        member,
+        test_mode: apply.test_mode,
+        cancellation: apply.cancellation,
+        now: apply.now.timestamp(),
+        new_member_id: MemberId::new(),
+    });
+    write_plan(conn, app, &order, &plan).await?;
+    crate::outbox::queue_welcome(
+        conn,
+        app,
+        &plan,
+        apply.delivery.mode,
+        apply.delivery.customer.as_ref().map(|c| &c.email),
+        apply.now,
+    )
+    .await?;
+    let status = DeliveryStatus::from(plan.status);
+    insert_delivery(conn, d, status, &plan.message, &plan.effects).await?;
+    Ok(AppliedDelivery {
+        id: d.id,
+        status,
+        message: plan.message,
+    })
+}
+
 #[async_trait::async_trait]
 impl DeliveryStore for SqliteStore {
     async fn record_delivery(
@@ -219,97 +310,63 @@ impl DeliveryStore for SqliteStore {
         insert_delivery(&mut conn, d, status, message, &[]).await
     }
 
+    async fn record_deliveries(&self, entries: &[RecordDelivery]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for e in entries {
+            insert_delivery(&mut tx, &e.delivery, e.status, &e.message, &[]).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn apply_delivery(
         &self,
         d: &NewDelivery,
-        mut apply: ApplyDelivery,
+        apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery> {
-        apply.delivery.strip_nul();
-        apply.fingerprint = apply.fingerprint.map(|f| strip_nul(&f).into_owned());
-        let app = d.app_id;
         let mut tx = self.begin_write().await?;
-        if let Some(fp) = &apply.fingerprint {
-            let original: Option<String> = sqlx::query_scalar(
-                "select delivery_id from delivery_fingerprints \
-                 where app_id = ?1 and fingerprint = ?2",
-            )
-            .bind(app.to_string())
-            .bind(fp)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(original) = original {
-                let message = format!("Duplicate of delivery {original}; nothing changed.");
-                insert_delivery(&mut tx, d, DeliveryStatus::Duplicate, &message, &[]).await?;
-                tx.commit().await.map_err(map_err)?;
-                return Ok(AppliedDelivery {
-                    id: d.id,
-                    status: DeliveryStatus::Duplicate,
-                    message,
-                });
-            }
-            sqlx::query(
-                "insert into delivery_fingerprints (app_id, fingerprint, delivery_id, \
-                 created_at) values (?1, ?2, ?3, ?4)",
-            )
-            .bind(app.to_string())
-            .bind(fp)
-            .bind(d.id.to_string())
-            .bind(now())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        let order = apply.delivery.order_id.clone().unwrap_or_default();
-        let member = match &apply.delivery.customer {
-            Some(customer) => {
-                let id: Option<String> =
-                    sqlx::query_scalar("select id from members where app_id = ?1 and email = ?2")
-                        .bind(app.to_string())
-                        .bind(customer.email.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                id.map(|id| id.parse::<MemberId>())
-                    .transpose()
-                    .map_err(StoreError::internal)?
-                    .map(|id| ExistingMember { id })
-            }
-            None => None,
-        };
-        let items = if order.is_empty() {
-            HashMap::new()
-        } else {
-            load_items(&mut tx, app, &order).await?
-        };
-        let plan = engine::plan(&PlanInput {
-            delivery: &apply.delivery,
-            mappings: &apply.mappings,
-            items: &items,
-            member,
-            test_mode: apply.test_mode,
-            cancellation: apply.cancellation,
-            now: apply.now.timestamp(),
-            new_member_id: MemberId::new(),
-        });
-        write_plan(&mut tx, app, &order, &plan).await?;
-        crate::outbox::queue_welcome(
-            &mut tx,
-            app,
-            &plan,
-            apply.delivery.mode,
-            apply.delivery.customer.as_ref().map(|c| &c.email),
-            apply.now,
-        )
-        .await?;
-        let status = DeliveryStatus::from(plan.status);
-        insert_delivery(&mut tx, d, status, &plan.message, &plan.effects).await?;
+        let done = apply_in(&mut tx, d, apply).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(AppliedDelivery {
-            id: d.id,
-            status,
-            message: plan.message,
-        })
+        Ok(done)
+    }
+
+    /// One write transaction for the whole batch (one wait for the disk), each delivery in
+    /// a savepoint of its own, so one that fails leaves no trace and the others stand.
+    async fn apply_deliveries(
+        &self,
+        batch: Vec<(NewDelivery, ApplyDelivery)>,
+    ) -> Vec<StoreResult<AppliedDelivery>> {
+        let all_fail = |why: &StoreError, n: usize| -> Vec<StoreResult<AppliedDelivery>> {
+            let why = causes(why).to_string();
+            (0..n)
+                .map(|_| Err(StoreError::Unavailable(why.clone().into())))
+                .collect()
+        };
+        let n = batch.len();
+        let mut tx = match self.begin_write().await {
+            Ok(tx) => tx,
+            Err(err) => return all_fail(&err, n),
+        };
+        let mut done = Vec::with_capacity(n);
+        for (d, apply) in batch {
+            let one = async {
+                let mut savepoint = sqlx::Connection::begin(&mut *tx).await.map_err(map_err)?;
+                match apply_in(&mut savepoint, &d, apply).await {
+                    Ok(applied) => {
+                        savepoint.commit().await.map_err(map_err)?;
+                        Ok(applied)
+                    }
+                    Err(err) => {
+                        savepoint.rollback().await.map_err(map_err)?;
+                        Err(err)
+                    }
+                }
+            };
+            done.push(one.await);
+        }
+        match tx.commit().await.map_err(map_err) {
+            Ok(()) => done,
+            Err(err) => all_fail(&err, n),
+        }
     }
 
     async fn list_activity(

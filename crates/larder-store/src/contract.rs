@@ -71,6 +71,9 @@ macro_rules! contract_cases {
             claims_are_renewed_until_another_sender_takes_them,
             member_settings_patches_change_only_their_fields,
             every_arrival_order_of_a_storyline_ends_the_same,
+            a_batch_applies_as_its_deliveries_would_one_by_one,
+            one_bad_delivery_fails_only_itself_in_a_batch,
+            entries_that_change_nothing_are_recorded_together,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -675,33 +678,41 @@ fn new_delivery(app: AppId, doc: &serde_json::Value) -> NewDelivery {
     }
 }
 
+/// A delivery of `doc` to `app` as the gateway hands it to the store.
+async fn to_apply(
+    store: &dyn Store,
+    app: AppId,
+    doc: &serde_json::Value,
+    cancellation: CancellationPolicy,
+) -> (NewDelivery, ApplyDelivery) {
+    let mappings = all_mappings(store, app).await;
+    let mut map: std::collections::HashMap<ProductKey, Vec<AccessLevelId>> = Default::default();
+    for m in mappings {
+        map.entry(m.product).or_default().push(m.access_level_id);
+    }
+    (
+        new_delivery(app, doc),
+        ApplyDelivery {
+            fingerprint: Some(larder_access::thrivecart::fingerprint(doc)),
+            delivery: larder_access::thrivecart::parse_delivery(doc)
+                .unwrap()
+                .unwrap(),
+            mappings: map,
+            test_mode: TestModePolicy::Process,
+            cancellation,
+            now: at(NOW),
+        },
+    )
+}
+
 async fn deliver_with(
     store: &dyn Store,
     app: AppId,
     doc: &serde_json::Value,
     cancellation: CancellationPolicy,
 ) -> AppliedDelivery {
-    let mappings = all_mappings(store, app).await;
-    let mut map: std::collections::HashMap<ProductKey, Vec<AccessLevelId>> = Default::default();
-    for m in mappings {
-        map.entry(m.product).or_default().push(m.access_level_id);
-    }
-    store
-        .apply_delivery(
-            &new_delivery(app, doc),
-            ApplyDelivery {
-                fingerprint: Some(larder_access::thrivecart::fingerprint(doc)),
-                delivery: larder_access::thrivecart::parse_delivery(doc)
-                    .unwrap()
-                    .unwrap(),
-                mappings: map,
-                test_mode: TestModePolicy::Process,
-                cancellation,
-                now: at(NOW),
-            },
-        )
-        .await
-        .unwrap()
+    let (record, apply) = to_apply(store, app, doc, cancellation).await;
+    store.apply_delivery(&record, apply).await.unwrap()
 }
 
 pub(crate) async fn deliver(
@@ -2890,4 +2901,146 @@ pub async fn every_arrival_order_of_a_storyline_ends_the_same(store: &dyn Store)
             }
         }
     }
+}
+
+pub async fn a_batch_applies_as_its_deliveries_would_one_by_one(store: &dyn Store) {
+    for story in larder_testkit::fixtures::storylines() {
+        let reversed: Vec<usize> = (0..story.deliveries.len()).rev().collect();
+        let forward: Vec<usize> = (0..story.deliveries.len()).collect();
+        for order in [forward, reversed] {
+            // One by one.
+            let (one_app, _) = shop(store).await;
+            let mut one_by_one = Vec::new();
+            for i in &order {
+                let done = deliver(store, one_app, &story.deliveries[*i]).await;
+                one_by_one.push(done.status);
+            }
+            let first_copy = deliver(store, one_app, &story.deliveries[order[0]]).await;
+            one_by_one.push(first_copy.status);
+
+            // Together, with a copy of the first: the copy is a duplicate of the first.
+            let (app, _) = shop(store).await;
+            let mut batch = Vec::new();
+            for i in order.iter().chain([&order[0]]) {
+                batch.push(
+                    to_apply(
+                        store,
+                        app,
+                        &story.deliveries[*i],
+                        CancellationPolicy::Immediate,
+                    )
+                    .await,
+                );
+            }
+            let first_id = batch[0].0.id;
+            let done = store.apply_deliveries(batch).await;
+            let together: Vec<DeliveryStatus> = done
+                .iter()
+                .map(|d| d.as_ref().expect("applied").status)
+                .collect();
+            assert_eq!(
+                together, one_by_one,
+                "{}, in the order {order:?}",
+                story.name
+            );
+            let copy = done.last().unwrap().as_ref().unwrap();
+            assert_eq!(
+                copy.message,
+                format!("Duplicate of delivery {first_id}; nothing changed.")
+            );
+            assert_eq!(
+                holdings(store, app).await,
+                holdings(store, one_app).await,
+                "{}, in the order {order:?}",
+                story.name
+            );
+            let entries = |app| async move {
+                let listed = store
+                    .list_activity(app, ActivityFilter::default(), PageRequest::first(200))
+                    .await
+                    .unwrap();
+                let mut kinds: Vec<(String, Vec<String>)> = listed
+                    .items
+                    .iter()
+                    .map(|d| {
+                        let effects = d.effects.iter().map(|e| e.kind.as_str().to_owned());
+                        (d.status.as_str().to_owned(), effects.collect())
+                    })
+                    .collect();
+                kinds.sort();
+                kinds
+            };
+            assert_eq!(entries(app).await, entries(one_app).await, "{}", story.name);
+        }
+    }
+}
+
+pub async fn one_bad_delivery_fails_only_itself_in_a_batch(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    let gone = app_gone(store).await;
+    let mut batch = Vec::new();
+    for (who, order) in [
+        ("a@example.com", "1"),
+        ("b@example.com", "2"),
+        ("c@example.com", "3"),
+    ] {
+        let purchase = purchase_by(who, order, "live");
+        batch.push(to_apply(store, app, &purchase, CancellationPolicy::Immediate).await);
+    }
+    batch[1].0.app_id = gone;
+    let done = store.apply_deliveries(batch).await;
+    assert!(
+        matches!(done[1], Err(StoreError::NotFound)),
+        "{:?}",
+        done[1]
+    );
+    for at in [0, 2] {
+        assert_eq!(done[at].as_ref().unwrap().status, DeliveryStatus::Applied);
+    }
+    member_by_email(store, app, "a@example.com").await;
+    member_by_email(store, app, "c@example.com").await;
+    assert_eq!(only_member_count(store, app).await, 2);
+}
+
+/// The id of an app that existed and was deleted.
+async fn app_gone(store: &dyn Store) -> AppId {
+    let gone = app(store, "gone").await.id;
+    store.delete_app(gone).await.unwrap();
+    gone
+}
+
+pub async fn entries_that_change_nothing_are_recorded_together(store: &dyn Store) {
+    let (app, _) = shop(store).await;
+    let purchase = doc(fixture!("02-order-success-bump-and-upsell"));
+    let entries: Vec<RecordDelivery> = [
+        (DeliveryStatus::Ping, "Ping."),
+        (DeliveryStatus::Duplicate, "Duplicate."),
+        (DeliveryStatus::Rejected, "Rejected."),
+    ]
+    .into_iter()
+    .map(|(status, message)| RecordDelivery {
+        delivery: new_delivery(app, &purchase),
+        status,
+        message: message.into(),
+    })
+    .collect();
+    store.record_deliveries(&entries).await.unwrap();
+    for e in &entries {
+        let found = store.get_activity(app, e.delivery.id).await.unwrap();
+        assert_eq!(found.status, e.status);
+        assert_eq!(found.message, e.message);
+        assert_eq!(found.payload, e.delivery.payload);
+        assert!(found.effects.is_empty());
+    }
+    // All or none: one entry for an app that is gone fails them all.
+    let mut with_bad = entries.clone();
+    for e in &mut with_bad {
+        e.delivery.id = larder_access::DeliveryId::new();
+    }
+    with_bad[1].delivery.app_id = app_gone(store).await;
+    assert!(store.record_deliveries(&with_bad).await.is_err());
+    assert!(matches!(
+        store.get_activity(app, with_bad[0].delivery.id).await,
+        Err(StoreError::NotFound)
+    ));
 }

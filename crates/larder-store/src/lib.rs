@@ -159,6 +159,31 @@ pub trait DeliveryStore: Send + Sync {
         apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery>;
 
+    /// Records entries that change nothing, all in one go: all of them or none.
+    async fn record_deliveries(&self, entries: &[RecordDelivery]) -> StoreResult<()> {
+        for e in entries {
+            self.record_delivery(&e.delivery, e.status, &e.message)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies deliveries that arrived together, each as [`Self::apply_delivery`] would,
+    /// in the order given (each sees what the ones before it changed; two copies of one
+    /// delivery make one `duplicate`). A backend writes them in as few transactions as it
+    /// can, but one delivery's error never fails another: each gets its own result, in
+    /// the order given.
+    async fn apply_deliveries(
+        &self,
+        batch: Vec<(NewDelivery, ApplyDelivery)>,
+    ) -> Vec<StoreResult<AppliedDelivery>> {
+        let mut done = Vec::with_capacity(batch.len());
+        for (delivery, apply) in batch {
+            done.push(self.apply_delivery(&delivery, apply).await);
+        }
+        done
+    }
+
     /// The app's activity log, newest first; `page.after` continues after an older entry.
     async fn list_activity(
         &self,

@@ -375,6 +375,15 @@ impl NewDelivery {
     }
 }
 
+/// An entry that changes nothing (a ping, a rejected, invalid, duplicate or failed
+/// delivery), for [`crate::DeliveryStore::record_deliveries`].
+#[derive(Debug, Clone)]
+pub struct RecordDelivery {
+    pub delivery: NewDelivery,
+    pub status: DeliveryStatus,
+    pub message: String,
+}
+
 /// Everything [`crate::DeliveryStore::apply_delivery`] needs besides the record.
 #[derive(Debug, Clone)]
 pub struct ApplyDelivery {
