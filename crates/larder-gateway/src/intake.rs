@@ -6,7 +6,7 @@
 //! (the database is down), the answer is 503 so ThriveCart may retry.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -15,14 +15,15 @@ use larder_access::{AppId, DeliveryId, Email};
 use larder_cache::Cache;
 use larder_metrics::{Lookup, event_label};
 use larder_store::{
-    ApplyDelivery, DeliveryRecord, DeliveryStatus, NewDelivery, Store, StoreError, call_span,
-    causes,
+    AppliedDelivery, ApplyDelivery, Backend, DeliveryRecord, DeliveryStatus, NewDelivery,
+    RecordDelivery, Store, StoreError, StoreResult, call_span, causes,
 };
 use larder_tenancy::{LiveIntegration, Tenancy, secrets};
 use poem::http::StatusCode;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use crate::batcher::Batcher;
 use crate::decode::decode_body;
 
 /// How long a processed delivery's fingerprint answers repeats from the cache.
@@ -181,10 +182,86 @@ pub enum ReplayError {
     Store(#[from] StoreError),
 }
 
+/// The most deliveries one batch holds.
+const MAX_BATCH: usize = 64;
+
 /// The webhook gateway. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     tenancy: Tenancy,
+    /// Started on first use (on the runtime that serves the deliveries).
+    batches: Arc<OnceLock<Batches>>,
+}
+
+/// Deliveries on their way to the store, applied or recorded together (group commit).
+#[derive(Debug)]
+struct Batches {
+    apply: Batcher<(NewDelivery, ApplyDelivery), StoreResult<AppliedDelivery>>,
+    record: Batcher<RecordDelivery, StoreResult<()>>,
+}
+
+impl Batches {
+    fn start(store: &Arc<dyn Store>) -> Self {
+        // PostgreSQL works on a few batches at once (the next one's reads overlap the
+        // last one's commit); SQLite has one writer, so one batch at a time.
+        let in_flight = match store.backend() {
+            Backend::Postgres => 4,
+            Backend::Sqlite => 1,
+        };
+        let applier = store.clone();
+        let apply = Batcher::start(
+            "store.apply_deliveries",
+            MAX_BATCH,
+            in_flight,
+            move |batch| {
+                let store = applier.clone();
+                async move { store.apply_deliveries(batch).await }
+            },
+        );
+        let recorder = store.clone();
+        let record = Batcher::start(
+            "store.record_deliveries",
+            MAX_BATCH,
+            in_flight,
+            move |entries| {
+                let store = recorder.clone();
+                async move { record_together(store.as_ref(), entries).await }
+            },
+        );
+        Self { apply, record }
+    }
+}
+
+/// Records entries in one write; when that fails, each alone, so one bad entry fails only
+/// itself.
+async fn record_together(store: &dyn Store, entries: Vec<RecordDelivery>) -> Vec<StoreResult<()>> {
+    match store.record_deliveries(&entries).await {
+        Ok(()) => entries.iter().map(|_| Ok(())).collect(),
+        Err(err) if entries.len() == 1 => vec![Err(err)],
+        Err(StoreError::Unavailable(err)) => {
+            let why = err.to_string();
+            entries
+                .iter()
+                .map(|_| Err(StoreError::Unavailable(why.clone().into())))
+                .collect()
+        }
+        Err(_) => {
+            let mut done = Vec::with_capacity(entries.len());
+            for e in &entries {
+                done.push(
+                    store
+                        .record_delivery(&e.delivery, e.status, &e.message)
+                        .await,
+                );
+            }
+            done
+        }
+    }
+}
+
+/// What a batcher's missing answer means: nothing is known to be kept.
+fn no_answer() -> StoreError {
+    StoreError::internal("the batch holding the delivery ended without an answer")
 }
 
 /// What the activity log keeps of a body that could not be decoded: its start, with the
@@ -276,7 +353,14 @@ fn customer_email(doc: &Value) -> Option<Email> {
 
 impl Gateway {
     pub fn new(tenancy: Tenancy) -> Self {
-        Self { tenancy }
+        Self {
+            tenancy,
+            batches: Arc::default(),
+        }
+    }
+
+    fn batches(&self) -> &Batches {
+        self.batches.get_or_init(|| Batches::start(self.store()))
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -339,6 +423,7 @@ impl Gateway {
         let event = event_label(record.event.as_deref());
         span.record("thrivecart.event", event);
         span.record("larder.outcome", reply.outcome());
+        tracing::debug!(outcome = reply.outcome(), "delivery answered");
         let metrics = self.tenancy.metrics();
         metrics.delivery(event, reply.outcome());
         metrics.intake(started.elapsed().as_secs_f64());
@@ -590,11 +675,14 @@ impl Gateway {
             cancellation: live.cancellation,
             now: Utc::now(),
         };
+        // The span covers the wait for the batch and its commit.
         let applied = self
-            .store()
-            .apply_delivery(record, apply)
+            .batches()
+            .apply
+            .submit((record.clone(), apply))
             .instrument(self.store_span("apply_delivery"))
-            .await;
+            .await
+            .unwrap_or_else(|| Err(no_answer()));
         match applied {
             Ok(done) => {
                 if done.status != DeliveryStatus::Duplicate
@@ -636,11 +724,34 @@ impl Gateway {
         status: DeliveryStatus,
         message: &str,
     ) -> Option<DeliveryId> {
+        // A duplicate keeps no payload: it is its original's, which the message names.
+        let entry = RecordDelivery {
+            delivery: NewDelivery {
+                id: record.id,
+                app_id: record.app_id,
+                received_at: record.received_at,
+                event: record.event.clone(),
+                mode: record.mode,
+                order_id: record.order_id.clone(),
+                customer_email: record.customer_email.clone(),
+                products: record.products.clone(),
+                verified: record.verified,
+                payload: match status {
+                    DeliveryStatus::Duplicate => None,
+                    _ => record.payload.clone(),
+                },
+                replay_of: record.replay_of,
+            },
+            status,
+            message: message.to_owned(),
+        };
         let recorded = self
-            .store()
-            .record_delivery(record, status, message)
+            .batches()
+            .record
+            .submit(entry)
             .instrument(self.store_span("record_delivery"))
-            .await;
+            .await
+            .unwrap_or_else(|| Err(no_answer()));
         match recorded {
             Ok(()) => Some(record.id),
             Err(err) => {

@@ -8,6 +8,7 @@
 //! body is read, so a burst of requests, or a scan of random URLs, is answered from the
 //! cache and costs no body read.
 
+mod batcher;
 pub mod decode;
 mod intake;
 

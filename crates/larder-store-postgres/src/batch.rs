@@ -736,7 +736,12 @@ pub(crate) async fn insert_deliveries(
         products.push(serde_json::to_string(&d.products).map_err(StoreError::internal)?);
         messages.push(strip_nul(message).into_owned());
         verified.push(d.verified);
-        payloads.push(d.payload.as_ref().map(|p| {
+        // A duplicate keeps no payload: it is its original's, which the message names.
+        let payload = d
+            .payload
+            .as_ref()
+            .filter(|_| *status != DeliveryStatus::Duplicate);
+        payloads.push(payload.map(|p| {
             if has_nul(p) {
                 let mut clean = p.clone();
                 strip_nul_json(&mut clean);

@@ -23,7 +23,12 @@ async fn insert_delivery(
     effects: &[engine::Effect],
 ) -> StoreResult<()> {
     // The same text on both stores: none holds a NUL (PostgreSQL cannot).
-    let payload = d.payload.as_ref().map(|p| {
+    // A duplicate keeps no payload: it is its original's, which the message names.
+    let payload = d
+        .payload
+        .as_ref()
+        .filter(|_| status != DeliveryStatus::Duplicate);
+    let payload = payload.map(|p| {
         if has_nul(p) {
             let mut clean = p.clone();
             strip_nul_json(&mut clean);

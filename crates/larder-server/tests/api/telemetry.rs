@@ -101,6 +101,7 @@ impl Collector {
                                 .collect(),
                             status: s.status.as_ref().map(|st| st.message.clone()),
                             resource: resource.clone(),
+                            links: s.links.iter().map(|l| hex(&l.span_id)).collect(),
                         });
                     }
                 }
@@ -123,6 +124,8 @@ struct Span {
     events: Vec<(String, Vec<(String, String)>)>,
     status: Option<String>,
     resource: Vec<(String, String)>,
+    /// The spans it follows from (a batch, from its deliveries').
+    links: Vec<String>,
 }
 
 impl Span {
@@ -462,6 +465,17 @@ async fn traces_reach_an_otlp_collector_with_routes_not_paths() {
         .unwrap_or_else(|| panic!("no store call under the delivery: {names:?}"));
     assert_eq!(apply.kind, SpanKind::Client as i32);
     assert_eq!(apply.attr("db.system.name"), Some("sqlite"));
+    // The batch that wrote it follows from it, and holds the store's own work.
+    let batch = spans
+        .iter()
+        .find(|s| s.name == "store.apply_deliveries" && s.links.contains(&apply.span_id))
+        .unwrap_or_else(|| panic!("no batch span follows from the delivery's"));
+    assert!(
+        batch
+            .attr("larder.batch.size")
+            .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 1)),
+        "{batch:?}"
+    );
 
     // Every other request has its own server span, named by its route.
     for name in [
