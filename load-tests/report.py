@@ -11,6 +11,7 @@ import pathlib
 import re
 
 LOOKUPS = re.compile(r'^larder_cache_lookups_total\{cache="([a-z_]+)",result="([a-z]+)"\} ([0-9.e+]+)$')
+BATCHES = re.compile(r'^larder_store_batch_size_(sum|count)\{operation="([a-z]+)"\} ([0-9.e+]+)$')
 
 
 def lookups(path):
@@ -20,6 +21,16 @@ def lookups(path):
         if m:
             counts[(m[1], m[2])] = float(m[3])
     return counts
+
+
+def batches(path):
+    """(operation, sum|count) -> value, from the batch-size histogram."""
+    found = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        m = BATCHES.match(line)
+        if m:
+            found[(m[2], m[1])] = float(m[3])
+    return found
 
 
 def main():
@@ -67,6 +78,13 @@ def main():
     print(f"duplicates: {dups['per_second']:,.0f}/s (target 10,000), p99 {dups['p99_ms']:.1f} ms (target 10 ms)")
     shown = ", ".join(f"{k} {v:.1f} %" if v is not None else f"{k} -" for k, v in hits.items())
     print(f"cache hits during the bursts: {shown} (target 99 %)")
+    b0, b1 = batches(d / "metrics-before.txt"), batches(d / "metrics-after.txt")
+    sizes = []
+    for op in ("apply", "record"):
+        n = b1.get((op, "count"), 0) - b0.get((op, "count"), 0)
+        total = b1.get((op, "sum"), 0) - b0.get((op, "sum"), 0)
+        sizes.append(f"{op} {total / n:.1f} ({n:,.0f} batches)" if n else f"{op} -")
+    print(f"deliveries a batch, on average: {', '.join(sizes)}")
     print(f"RSS after the bursts: {rss_mib:.0f} MiB")
 
 

@@ -41,6 +41,9 @@ port=${LOAD_PORT:-18700}
 base="http://127.0.0.1:$port"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/larder-target}"
 work=$(mktemp -d)
+# Welcome emails go to .eml files (no SMTP server here); on tmpfs when there is one, so
+# the run measures Larder and PostgreSQL, not the file system creating thousands of files.
+mail=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 out=${out:-$work/results}
 mkdir -p "$out"
 
@@ -56,7 +59,7 @@ cleanup() {
   if [ "$store" = postgres ]; then
     psql "$pg/postgres" -qtAc "drop database if exists $db" >/dev/null 2>&1 || true
   fi
-  rm -rf "$work/data" "$work/outbox"
+  rm -rf "$work/data" "$mail"
 }
 trap cleanup EXIT
 
@@ -65,7 +68,7 @@ env_vars=(
   "LARDER_OPERATOR_TOKEN=$operator"
   "LARDER_LOG_FORMAT=json"
   "RUST_LOG=warn"
-  "LARDER_OUTBOX_DIR=$work/outbox"
+  "LARDER_OUTBOX_DIR=$mail"
 )
 if [ "$store" = postgres ]; then
   psql "$pg/postgres" -qtAc "create database $db" >/dev/null

@@ -185,8 +185,9 @@ pub struct CreateGrantRequest {
 #[oai(example)]
 pub struct SetAccessOverrideRequest {
     pub status: AccessOverrideStatus,
-    /// Why, for the admins who come later (up to 500 characters); null or absent for none.
-    #[oai(nullable, validator(max_length = 500))]
+    /// Why, for the admins who come later (up to 500 characters, no NUL character); null
+    /// or absent for none.
+    #[oai(nullable, validator(max_length = 500, pattern = r"^[^\x00]*$"))]
     pub reason: Option<String>,
 }
 

@@ -201,29 +201,33 @@ struct Batches {
 }
 
 impl Batches {
-    fn start(store: &Arc<dyn Store>) -> Self {
-        // PostgreSQL works on a few batches at once (the next one's reads overlap the
-        // last one's commit); SQLite has one writer, so one batch at a time.
+    fn start(store: &Arc<dyn Store>, metrics: &larder_metrics::Metrics) -> Self {
+        // On PostgreSQL two batches at a time: one's statements overlap the other's
+        // commit, and the batches stay large (four or eight in flight measured no faster,
+        // with smaller batches and more of PostgreSQL's CPU: docs/performance.md). SQLite
+        // has one writer, so one batch at a time.
         let in_flight = match store.backend() {
-            Backend::Postgres => 4,
+            Backend::Postgres => 2,
             Backend::Sqlite => 1,
         };
-        let applier = store.clone();
+        let (applier, seen) = (store.clone(), metrics.clone());
         let apply = Batcher::start(
             "store.apply_deliveries",
             MAX_BATCH,
             in_flight,
-            move |batch| {
+            move |batch: Vec<(NewDelivery, ApplyDelivery)>| {
+                seen.batch("apply", batch.len());
                 let store = applier.clone();
                 async move { store.apply_deliveries(batch).await }
             },
         );
-        let recorder = store.clone();
+        let (recorder, seen) = (store.clone(), metrics.clone());
         let record = Batcher::start(
             "store.record_deliveries",
             MAX_BATCH,
             in_flight,
-            move |entries| {
+            move |entries: Vec<RecordDelivery>| {
+                seen.batch("record", entries.len());
                 let store = recorder.clone();
                 async move { record_together(store.as_ref(), entries).await }
             },
@@ -360,7 +364,8 @@ impl Gateway {
     }
 
     fn batches(&self) -> &Batches {
-        self.batches.get_or_init(|| Batches::start(self.store()))
+        self.batches
+            .get_or_init(|| Batches::start(self.store(), self.tenancy.metrics()))
     }
 
     fn store(&self) -> &Arc<dyn Store> {

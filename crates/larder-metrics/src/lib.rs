@@ -86,6 +86,7 @@ pub struct Metrics {
     latency: HistogramVec,
     deliveries: IntCounterVec,
     intake: Histogram,
+    batch_size: HistogramVec,
     cache_lookups: IntCounterVec,
     fast_path: IntCounter,
     pool: IntGaugeVec,
@@ -129,6 +130,15 @@ impl Metrics {
                 "Time from a delivery's body being read to its answer.",
             )
             .buckets(BUCKETS.to_vec()),
+        )
+        .expect("constant metric names are valid");
+        let batch_size = HistogramVec::new(
+            HistogramOpts::new(
+                "store_batch_size",
+                "Deliveries written together in one batch, by operation (apply, record).",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            &["operation"],
         )
         .expect("constant metric names are valid");
         let cache_lookups = counter(
@@ -180,6 +190,7 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(deliveries.clone()),
             Box::new(intake.clone()),
+            Box::new(batch_size.clone()),
             Box::new(cache_lookups.clone()),
             Box::new(fast_path.clone()),
             Box::new(pool.clone()),
@@ -198,6 +209,7 @@ impl Metrics {
             latency,
             deliveries,
             intake,
+            batch_size,
             cache_lookups,
             fast_path,
             pool,
@@ -237,6 +249,13 @@ impl Metrics {
     /// How long one delivery took from its body being read to its answer.
     pub fn intake(&self, seconds: f64) {
         self.intake.observe(seconds);
+    }
+
+    /// A batch of `size` deliveries written together by `operation` (`apply`, `record`).
+    pub fn batch(&self, operation: &'static str, size: usize) {
+        self.batch_size
+            .with_label_values(&[operation])
+            .observe(size as f64);
     }
 
     /// One lookup in `cache` (`webhook_token`, `api_key`, `mappings`, `idempotency`).
