@@ -62,6 +62,11 @@ impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
                         Err(_) => break,
                     }
                 }
+                // A job whose waiter is gone (it gave up waiting: see `submit`) is not run.
+                batch.retain(|(_, waiter, _)| !waiter.is_closed());
+                if batch.is_empty() {
+                    continue;
+                }
                 let run = run.clone();
                 tokio::spawn(async move {
                     let span = tracing::info_span!(
@@ -90,13 +95,15 @@ impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
     }
 
     /// Queues `job` and waits for its result; `None` when it got none (the batch panicked,
-    /// or the batcher is gone).
-    pub(crate) async fn submit(&self, job: J) -> Option<R> {
+    /// or the batcher is gone) or not within `patience`. A job given up on before its batch
+    /// starts is never run; one given up on later may still be (the store's own rules make
+    /// that safe: a retry of it is a duplicate).
+    pub(crate) async fn submit(&self, job: J, patience: std::time::Duration) -> Option<R> {
         let (answer, answered) = oneshot::channel();
         self.jobs
             .send((job, answer, tracing::Span::current()))
             .ok()?;
-        answered.await.ok()
+        tokio::time::timeout(patience, answered).await.ok()?.ok()
     }
 }
 
@@ -120,14 +127,14 @@ mod tests {
         }));
         let first = tokio::spawn({
             let b = batcher.clone();
-            async move { b.submit(1).await }
+            async move { b.submit(1, Duration::from_secs(5)).await }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         // Twelve more arrive while the first runs alone: a batch of eight, then four.
         let rest: Vec<_> = (2..=13)
             .map(|j| {
                 let b = batcher.clone();
-                tokio::spawn(async move { b.submit(j).await })
+                tokio::spawn(async move { b.submit(j, Duration::from_secs(5)).await })
             })
             .collect();
         assert_eq!(first.await.expect("joined"), Some(10));
@@ -147,7 +154,32 @@ mod tests {
             assert!(!jobs.contains(&0), "a bad batch");
             jobs
         });
-        assert_eq!(batcher.submit(0).await, None);
-        assert_eq!(batcher.submit(7).await, Some(7));
+        assert_eq!(batcher.submit(0, Duration::from_secs(5)).await, None);
+        assert_eq!(batcher.submit(7, Duration::from_secs(5)).await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_job_given_up_on_while_queued_is_not_run() {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let seen = ran.clone();
+        let batcher = Arc::new(Batcher::start("test.batch", 8, 1, move |jobs: Vec<u32>| {
+            seen.lock()
+                .expect("not poisoned")
+                .extend(jobs.iter().copied());
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                jobs
+            }
+        }));
+        let first = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.submit(1, Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Queued behind the first batch, and given up on before it ends.
+        assert_eq!(batcher.submit(2, Duration::from_millis(20)).await, None);
+        assert_eq!(first.await.expect("joined"), Some(1));
+        assert_eq!(batcher.submit(3, Duration::from_secs(5)).await, Some(3));
+        assert_eq!(*ran.lock().expect("not poisoned"), vec![1, 3]);
     }
 }

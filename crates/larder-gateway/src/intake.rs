@@ -184,6 +184,9 @@ pub enum ReplayError {
 
 /// The most deliveries one batch holds.
 const MAX_BATCH: usize = 64;
+/// How long a delivery waits for its batch before it is answered 503 (ThriveCart retries):
+/// a store that falls behind sheds load rather than queueing without end.
+const BATCH_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The webhook gateway. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -263,9 +266,10 @@ async fn record_together(store: &dyn Store, entries: Vec<RecordDelivery>) -> Vec
     }
 }
 
-/// What a batcher's missing answer means: nothing is known to be kept.
+/// What a batcher's missing answer means: nothing is known to be kept, and a retry is
+/// safe (it applies, or is a duplicate of what was kept).
 fn no_answer() -> StoreError {
-    StoreError::internal("the batch holding the delivery ended without an answer")
+    StoreError::Unavailable("no answer from the batch holding the delivery in time".into())
 }
 
 /// What the activity log keeps of a body that could not be decoded: its start, with the
@@ -684,7 +688,7 @@ impl Gateway {
         let applied = self
             .batches()
             .apply
-            .submit((record.clone(), apply))
+            .submit((record.clone(), apply), BATCH_PATIENCE)
             .instrument(self.store_span("apply_delivery"))
             .await
             .unwrap_or_else(|| Err(no_answer()));
@@ -753,7 +757,7 @@ impl Gateway {
         let recorded = self
             .batches()
             .record
-            .submit(entry)
+            .submit(entry, BATCH_PATIENCE)
             .instrument(self.store_span("record_delivery"))
             .await
             .unwrap_or_else(|| Err(no_answer()));

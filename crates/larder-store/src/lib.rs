@@ -159,7 +159,9 @@ pub trait DeliveryStore: Send + Sync {
         apply: ApplyDelivery,
     ) -> StoreResult<AppliedDelivery>;
 
-    /// Records entries that change nothing, all in one go: all of them or none.
+    /// Records entries that change nothing, all in one go. The backends write them in one
+    /// statement, all or none; this default records them one by one and stops at the
+    /// first error.
     async fn record_deliveries(&self, entries: &[RecordDelivery]) -> StoreResult<()> {
         for e in entries {
             self.record_delivery(&e.delivery, e.status, &e.message)
