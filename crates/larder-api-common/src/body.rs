@@ -69,7 +69,11 @@ async fn read_json<T: ParseFromJSON>(
         Err(poem::error::ReadBodyError::PayloadTooLarge) => return Err(too_large().into()),
         Err(_) => return Err(ApiError::invalid_json("The request body could not be read.").into()),
     };
-    let value = if data.iter().all(u8::is_ascii_whitespace) {
+    // Only JSON's own whitespace makes an empty body (a form feed is not JSON).
+    let value = if data
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         if !empty_is_object {
             return Err(
                 ApiError::invalid_json("The request body is empty; send a JSON object.").into(),

@@ -80,6 +80,17 @@ async fn malformed_and_invalid_bodies_are_refused(backend: Backend) {
     .await
     .assert_error(422, "validation_failed");
 
+    // Whitespace JSON does not know (a form feed) is not an empty body.
+    t.raw(
+        t.client()
+            .post(format!("{}{tc}/enable", t.base))
+            .bearer_auth(&c.key)
+            .header("content-type", json)
+            .body("\x0c"),
+    )
+    .await
+    .assert_error(400, "invalid_json");
+
     let big = format!("{{\"name\": \"{}\"}}", "a".repeat(1024 * 1024 + 10));
     let a = t
         .raw(
