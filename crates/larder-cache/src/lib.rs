@@ -328,6 +328,12 @@ impl redis::aio::ConnectionLike for Connection {
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Commands go out as soon as they are written (`TCP_NODELAY`): with Nagle's algorithm, a
+/// command written while an earlier one is unacknowledged waits for that acknowledgement.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
 impl fmt::Debug for RedisCache {
     // The URL may carry a password; show neither.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -340,7 +346,10 @@ impl fmt::Debug for RedisCache {
 impl RedisCache {
     /// Connects to `url`; every key is stored under `prefix` (say `larder:`).
     pub async fn connect(url: &str, prefix: &str) -> CacheResult<Self> {
-        let client = redis::Client::open(url).map_err(CacheError::Redis)?;
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(CacheError::Redis)?
+            .set_tcp_settings(tcp_settings());
+        let client = redis::Client::open(info).map_err(CacheError::Redis)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -457,6 +466,7 @@ impl RedisCache {
             .min_retry_wait(10)
             .max_retry_wait(200)
             .overall_response_timeout(Some(RESPONSE_TIMEOUT))
+            .tcp_settings(tcp_settings())
             .build()
             .map_err(CacheError::Redis)?;
         let conn = client
