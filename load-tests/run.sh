@@ -13,6 +13,10 @@
 #
 #   load-tests/run.sh [--store postgres|sqlite] [--apps 200] [--customers 25]
 #                     [--connections 64] [--ceiling-seconds 30] [--out DIR]
+#                     [--welcome-emails on|off]
+#
+# New members get their welcome email (the outbox sends them during the run, as it would
+# after a launch) unless --welcome-emails off, which measures intake alone.
 #
 # Needs PostgreSQL (LOAD_POSTGRES, default postgres://postgres@127.0.0.1:5432; also for the
 # ceiling on the SQLite store), Redis (LOAD_REDIS, default redis://127.0.0.1:6379) for the
@@ -21,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-store=postgres apps=200 customers=25 connections=64 ceiling_seconds=30 out=""
+store=postgres apps=200 customers=25 connections=64 ceiling_seconds=30 out="" welcome=on
 while [ $# -gt 0 ]; do
   case "$1" in
     --store) store=$2; shift 2 ;;
@@ -30,10 +34,12 @@ while [ $# -gt 0 ]; do
     --connections) connections=$2; shift 2 ;;
     --ceiling-seconds) ceiling_seconds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --welcome-emails) welcome=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case "$store" in postgres | sqlite) ;; *) echo "run.sh: --store postgres or sqlite" >&2; exit 2 ;; esac
+case "$welcome" in on | off) ;; *) echo "run.sh: --welcome-emails on or off" >&2; exit 2 ;; esac
 
 pg=${LOAD_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 redis=${LOAD_REDIS:-redis://127.0.0.1:6379}
@@ -84,8 +90,10 @@ curl -sf "$base/healthz" >/dev/null || { echo "run: larder did not start" >&2; e
 echo "run: larder serving on $store (pid $larder_pid)"
 
 cd "$root/load-tests"
-python3 setup.py --base "$base" --operator "$operator" --apps "$apps" --out "$work/apps.json"
-python3 setup.py --base "$base" --operator "$operator" --apps 50 --out "$work/apps-half.json"
+python3 setup.py --base "$base" --operator "$operator" --apps "$apps" --out "$work/apps.json" \
+  --welcome-emails "$welcome"
+python3 setup.py --base "$base" --operator "$operator" --apps 50 --out "$work/apps-half.json" \
+  --welcome-emails "$welcome"
 python3 corpus.py --apps "$work/apps.json" --customers "$customers" \
   --out "$work/corpus.jsonl" --expected "$work/expected.json"
 python3 corpus.py --apps "$work/apps-half.json" --customers "$customers" --tag 1 \

@@ -122,7 +122,16 @@ struct Entry {
     effects: Vec<engine::Effect>,
 }
 
-/// Applies `batch` in the transaction `tx` (the caller commits). Every delivery's NUL
+/// How a batch's transaction begins: with every statement of it planned for the arguments
+/// it gets (a custom plan), never from a plan cached on the connection. A cached (generic)
+/// plan is made for the table sizes of its time: one made while the tables were nearly
+/// empty (a fresh deployment's first deliveries) scans whole tables, and keeps scanning
+/// them as they grow, until PostgreSQL next analyzes them. Set in the same round trip as
+/// `begin`, for this transaction only, so a pooler in transaction mode keeps it to it.
+pub(crate) const BEGIN_BATCH: &str = "begin; set local plan_cache_mode = force_custom_plan";
+
+/// Applies `batch` in the transaction `tx` (the caller begins it with [`BEGIN_BATCH`] and
+/// commits). Every delivery's NUL
 /// characters are already stripped.
 pub(crate) async fn apply_together(
     tx: &mut PgConnection,

@@ -40,7 +40,11 @@ impl PgStore {
         &self,
         batch: &[(NewDelivery, ApplyDelivery)],
     ) -> StoreResult<Vec<AppliedDelivery>> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self
+            .pool
+            .begin_with(batch::BEGIN_BATCH)
+            .await
+            .map_err(map_err)?;
         let done = batch::apply_together(&mut tx, batch).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(done)
