@@ -86,6 +86,9 @@ def main():
         sizes.append(f"{op} {total / n:.1f} ({n:,.0f} batches)" if n else f"{op} -")
     print(f"deliveries a batch, on average: {', '.join(sizes)}")
     print(f"RSS after the bursts: {rss_mib:.0f} MiB")
+    welcome = d / "welcome-emails.txt"
+    if welcome.exists():
+        print(f"welcome emails to new members during the run: {welcome.read_text().strip()}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ work=$(mktemp -d)
 mail=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 out=${out:-$work/results}
 mkdir -p "$out"
+echo "$welcome" >"$out/welcome-emails.txt"
 
 echo "run: building the release binaries"
 cargo build --release -q -p larder-server --bins

@@ -131,8 +131,7 @@ struct Entry {
 pub(crate) const BEGIN_BATCH: &str = "begin; set local plan_cache_mode = force_custom_plan";
 
 /// Applies `batch` in the transaction `tx` (the caller begins it with [`BEGIN_BATCH`] and
-/// commits). Every delivery's NUL
-/// characters are already stripped.
+/// commits). Every delivery's NUL characters are already stripped.
 pub(crate) async fn apply_together(
     tx: &mut PgConnection,
     batch: &[(NewDelivery, ApplyDelivery)],
