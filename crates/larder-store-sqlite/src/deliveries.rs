@@ -311,12 +311,13 @@ impl DeliveryStore for SqliteStore {
         status: DeliveryStatus,
         message: &str,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         insert_delivery(&mut conn, d, status, message, &[]).await
     }
 
     async fn record_deliveries(&self, entries: &[RecordDelivery]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         for e in entries {
             insert_delivery(&mut tx, &e.delivery, e.status, &e.message, &[]).await?;
         }

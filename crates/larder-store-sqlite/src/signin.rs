@@ -11,6 +11,7 @@ use crate::{SqliteStore, format_time, map_err, now};
 #[async_trait::async_trait]
 impl SignInStore for SqliteStore {
     async fn create_link(&self, link: NewLink<'_>) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "insert into invitations (token_hash, app_id, member_id, purpose, expires_at, \
              message_id, created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
