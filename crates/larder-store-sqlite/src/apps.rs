@@ -16,6 +16,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn init_operator_token_hash(&self, hash: &str) -> StoreResult<bool> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(
             "insert into operator_tokens (id, token_hash, created_at, updated_at) \
              values (1, ?1, ?2, ?2) on conflict (id) do nothing",
@@ -29,6 +30,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn create_app(&self, app: NewApp) -> StoreResult<App> {
+        let _turn = self.write_turn().await?;
         sqlx::query_as::<_, AppRow>(
             "insert into apps (id, name, created_at, updated_at) values (?1, ?2, ?3, ?3) \
              returning id, name, created_at",
@@ -65,6 +67,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn rename_app(&self, app: AppId, name: Name) -> StoreResult<App> {
+        let _turn = self.write_turn().await?;
         sqlx::query_as::<_, AppRow>(
             "update apps set name = ?2, updated_at = ?3 where id = ?1 \
              returning id, name, created_at",
@@ -112,6 +115,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        let _turn = self.write_turn().await?;
         // A missing app breaks the foreign key, which SQLite reports without detail; the
         // only foreign key here is the app's, so it maps to NotFound.
         sqlx::query_as::<_, ApiKeyRow>(
@@ -144,6 +148,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn delete_api_key(&self, app: AppId, key: ApiKeyId) -> StoreResult<String> {
+        let _turn = self.write_turn().await?;
         sqlx::query_scalar("delete from api_keys where app_id = ?1 and id = ?2 returning key_hash")
             .bind(app.to_string())
             .bind(key.to_string())
@@ -163,6 +168,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn create_access_level(&self, level: NewAccessLevel) -> StoreResult<AccessLevel> {
+        let _turn = self.write_turn().await?;
         sqlx::query_as::<_, LevelRow>(
             "insert into access_levels (id, app_id, name, name_key, created_at, updated_at) \
              values (?1, ?2, ?3, ?4, ?5, ?5) \
@@ -217,6 +223,7 @@ impl AppStore for SqliteStore {
         id: AccessLevelId,
         name: Name,
     ) -> StoreResult<AccessLevel> {
+        let _turn = self.write_turn().await?;
         sqlx::query_as::<_, LevelRow>(
             "update access_levels set name = ?3, name_key = ?4, updated_at = ?5 \
              where app_id = ?1 and id = ?2 \

@@ -311,7 +311,7 @@ impl DeliveryStore for SqliteStore {
         status: DeliveryStatus,
         message: &str,
     ) -> StoreResult<()> {
-        let _turn = self.write_turn().await;
+        let _turn = self.write_turn().await?;
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         insert_delivery(&mut conn, d, status, message, &[]).await
     }
@@ -352,6 +352,18 @@ impl DeliveryStore for SqliteStore {
             Ok(tx) => tx,
             Err(err) => return all_fail(&err, n),
         };
+        // A mark that lives exactly as long as the batch's transaction: SQLite may roll the
+        // whole transaction back on its own (a full disk, an I/O error), and sqlx then turns
+        // the later deliveries' savepoints into transactions of their own. If the mark is
+        // gone at the end, what the batch applied before that was lost, and no delivery of
+        // it is reported applied (the ones saved since are duplicates when retried).
+        if let Err(err) = sqlx::query("savepoint larder_batch")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)
+        {
+            return all_fail(&err, n);
+        }
         let mut done = Vec::with_capacity(n);
         for (d, apply) in batch {
             let one = async {
@@ -368,6 +380,13 @@ impl DeliveryStore for SqliteStore {
                 }
             };
             done.push(one.await);
+        }
+        if let Err(err) = sqlx::query("release larder_batch")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)
+        {
+            return all_fail(&err, n);
         }
         match tx.commit().await.map_err(map_err) {
             Ok(()) => done,

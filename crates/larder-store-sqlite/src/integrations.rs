@@ -170,6 +170,7 @@ impl IntegrationStore for SqliteStore {
     }
 
     async fn delete_mapping(&self, app: AppId, id: MappingId) -> StoreResult<()> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query("delete from product_mappings where app_id = ?1 and id = ?2")
             .bind(app.to_string())
             .bind(id.to_string())

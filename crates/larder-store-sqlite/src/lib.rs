@@ -4,8 +4,8 @@
 //! The database is one file in WAL mode. SQLite has a single writer, so every use case that
 //! reads before it writes opens its transaction with `BEGIN IMMEDIATE`: it takes the write
 //! lock up front, and the check and the write cannot interleave with another writer's.
-//! Within the process, writers also take turns before they ask SQLite for its lock (see
-//! [`SqliteStore::begin_write`]).
+//! Within the process, every write also takes its turn before it asks SQLite for the lock
+//! (see [`SqliteStore::write_turn`]).
 //! SQLite reports no constraint names, so the rules PostgreSQL enforces with named
 //! constraints (the level belongs to the app, the level is unused) are checked explicitly
 //! inside those transactions; uniqueness is still enforced by unique indexes.
@@ -83,6 +83,10 @@ impl std::ops::DerefMut for WriteTx {
 /// the delivery is durable. (What it costs is measured in docs/reliability.md.)
 const DURABLE: SqliteSynchronous = SqliteSynchronous::Full;
 
+/// How long a writer waits for the database: for its turn in the process, and for SQLite's
+/// write lock (the busy timeout) when another process holds it.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, without running migrations.
     pub async fn open(path: &Path) -> StoreResult<Self> {
@@ -95,7 +99,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(DURABLE)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(WRITE_WAIT);
         Self::with_options(options).await
     }
 
@@ -108,7 +112,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(DURABLE)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(WRITE_WAIT);
         if let Some(dir) = options
             .get_filename()
             .parent()
@@ -159,7 +163,7 @@ impl SqliteStore {
 
     /// A write transaction, begun once it is this writer's turn in the process.
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx> {
-        let turn = self.write_turn().await;
+        let turn = self.write_turn().await?;
         let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -168,10 +172,18 @@ impl SqliteStore {
         Ok(WriteTx { tx, _turn: turn })
     }
 
-    /// The process's write turn, for a single statement that writes outside a
-    /// transaction; held until dropped.
-    pub(crate) async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.turns.clone().lock_owned().await
+    /// The process's write turn, for statements that write outside a transaction; held
+    /// until dropped. Every write of this store takes it (a transaction through
+    /// [`Self::begin_write`]). A writer that waits longer than SQLite itself would
+    /// ([`WRITE_WAIT`]) finds the store unavailable, as it would have found the lock busy.
+    pub(crate) async fn write_turn(&self) -> StoreResult<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::time::timeout(WRITE_WAIT, self.turns.clone().lock_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(
+                    "no turn to write within the wait: the database is busy".into(),
+                )
+            })
     }
 }
 

@@ -299,6 +299,7 @@ impl MemberStore for SqliteStore {
         member: MemberId,
         level: AccessLevelId,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(
             "delete from access_overrides \
              where app_id = ?1 and member_id = ?2 and access_level_id = ?3",

@@ -163,6 +163,7 @@ impl OutboxStore for SqliteStore {
         kind: MessageKind,
         at: DateTime<Utc>,
     ) -> StoreResult<Message> {
+        let _turn = self.write_turn().await?;
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         insert_message(
             &mut conn,
@@ -220,6 +221,7 @@ impl OutboxStore for SqliteStore {
         kind: MessageKind,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Message>> {
+        let _turn = self.write_turn().await?;
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         insert_message(
             &mut conn,
@@ -285,7 +287,7 @@ impl OutboxStore for SqliteStore {
         lease: std::time::Duration,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let _turn = self.write_turn().await;
+        let _turn = self.write_turn().await?;
         let until = at + chrono::Duration::from_std(lease).map_err(StoreError::internal)?;
         let renewed = sqlx::query(
             "update outbox set claimed_until = ?3 \
@@ -315,7 +317,7 @@ impl OutboxStore for SqliteStore {
                 }
                 Attempt::GiveUp { error } => (MessageStatus::Failed, Some(error), None),
             };
-        let _turn = self.write_turn().await;
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(
             "update outbox set status = ?3, attempts = attempts + 1, \
              last_error = coalesce(?4, last_error), \

@@ -11,7 +11,7 @@ use crate::{SqliteStore, format_time, map_err, now};
 #[async_trait::async_trait]
 impl SignInStore for SqliteStore {
     async fn create_link(&self, link: NewLink<'_>) -> StoreResult<()> {
-        let _turn = self.write_turn().await;
+        let _turn = self.write_turn().await?;
         sqlx::query(
             "insert into invitations (token_hash, app_id, member_id, purpose, expires_at, \
              message_id, created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -157,6 +157,7 @@ impl SignInStore for SqliteStore {
         password_hash: &str,
         session: NewSession<'_>,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await?;
         // One statement, so a password change either comes before it (no row matches) or
         // after it (and deletes the session).
         let started = sqlx::query(
@@ -201,6 +202,7 @@ impl SignInStore for SqliteStore {
     }
 
     async fn prune_sign_ins(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+        let _turn = self.write_turn().await?;
         let at = format_time(at);
         let sessions = sqlx::query("delete from member_sessions where expires_at <= ?1")
             .bind(&at)
@@ -217,6 +219,7 @@ impl SignInStore for SqliteStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        let _turn = self.write_turn().await?;
         sqlx::query("delete from member_sessions where token_hash = ?1")
             .bind(token_hash)
             .execute(&self.pool)
