@@ -246,11 +246,7 @@ async fn record_together(store: &dyn Store, entries: Vec<RecordDelivery>) -> Vec
         Ok(()) => entries.iter().map(|_| Ok(())).collect(),
         Err(err) if entries.len() == 1 => vec![Err(err)],
         Err(StoreError::Unavailable(err)) => {
-            let why = err.to_string();
-            entries
-                .iter()
-                .map(|_| Err(StoreError::Unavailable(why.clone().into())))
-                .collect()
+            StoreError::unavailable_each(&err.to_string(), entries.len())
         }
         Err(_) => {
             let mut done = Vec::with_capacity(entries.len());

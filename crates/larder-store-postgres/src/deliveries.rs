@@ -92,11 +92,7 @@ impl DeliveryStore for PgStore {
             Ok(done) => done.into_iter().map(Ok).collect(),
             // Nothing to gain from trying again one by one: each would wait as long.
             Err(StoreError::Unavailable(err)) => {
-                let why = err.to_string();
-                batch
-                    .iter()
-                    .map(|_| Err(StoreError::Unavailable(why.clone().into())))
-                    .collect()
+                StoreError::unavailable_each(&err.to_string(), batch.len())
             }
             Err(err) if batch.len() == 1 => vec![Err(err)],
             Err(err) => {

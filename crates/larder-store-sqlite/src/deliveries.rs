@@ -341,12 +341,8 @@ impl DeliveryStore for SqliteStore {
         &self,
         batch: Vec<(NewDelivery, ApplyDelivery)>,
     ) -> Vec<StoreResult<AppliedDelivery>> {
-        let all_fail = |why: &StoreError, n: usize| -> Vec<StoreResult<AppliedDelivery>> {
-            let why = causes(why).to_string();
-            (0..n)
-                .map(|_| Err(StoreError::Unavailable(why.clone().into())))
-                .collect()
-        };
+        let all_fail =
+            |why: &StoreError, n: usize| StoreError::unavailable_each(&causes(why).to_string(), n);
         let n = batch.len();
         let mut tx = match self.begin_write().await {
             Ok(tx) => tx,

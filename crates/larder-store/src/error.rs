@@ -31,6 +31,14 @@ impl StoreError {
     pub fn internal(err: impl Into<BoxError>) -> Self {
         StoreError::Internal(err.into())
     }
+
+    /// The answer to each of `n` jobs of a batch none of which could be kept: the same
+    /// `Unavailable`, saying `why`, for every one (a retry of any of them is safe).
+    pub fn unavailable_each<T>(why: &str, n: usize) -> Vec<Result<T, StoreError>> {
+        (0..n)
+            .map(|_| Err(StoreError::Unavailable(why.to_owned().into())))
+            .collect()
+    }
 }
 
 /// An error and every cause under it, joined (`database error: error returned from
